@@ -1,0 +1,116 @@
+//! The main job: evaluates every registered claim and regenerates `figures/REPORT.md`, the JSON
+//! reports in `figures/reports/` and the figures `figures/<id>.png`.
+//!
+//! ```text
+//! cargo run --release --bin reproduce [-- --quick] [--only <id>]... [--seed <n>] [--out <dir>]
+//! ```
+//! Bad input prints a message and exits with code 2.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use nexus_lab::claims::{self, Claim, Settings};
+use nexus_lab::report::{self, ClaimReport};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <u64>] [--out <dir>]";
+
+struct Args {
+    settings: Settings,
+    only: Vec<String>,
+    out: PathBuf,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut args = Args { settings: Settings::default(), only: Vec::new(), out: PathBuf::from("figures") };
+    while let Some(a) = argv.next() {
+        match a.as_str() {
+            "--quick" => args.settings.quick = true,
+            "--only" => args.only.push(argv.next().ok_or("--only needs a claim id")?),
+            "--seed" => {
+                let v = argv.next().ok_or("--seed needs a value")?;
+                args.settings.seed = v.parse().map_err(|_| format!("--seed must be a non-negative integer, got `{v}`"))?;
+            }
+            "--out" => args.out = PathBuf::from(argv.next().ok_or("--out needs a directory")?),
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn run(args: &Args) -> nexus_lab::Result<()> {
+    let selected: Vec<Box<dyn Claim>> = if args.only.is_empty() {
+        claims::registry()
+    } else {
+        args.only.iter().map(|id| claims::find(id)).collect::<nexus_lab::Result<_>>()?
+    };
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut fresh: Vec<ClaimReport> = Vec::new();
+    for claim in &selected {
+        let bar = ProgressBar::new(0).with_style(style.clone()).with_prefix(claim.id());
+        let r = claim.evaluate(&args.settings, &bar)?;
+        bar.finish();
+        report::write_json(&r, &args.out)?;
+        report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
+        eprintln!("{:>12}: {}", r.id, r.verdict.label());
+        fresh.push(r);
+    }
+    // REPORT.md covers every claim: the ones not re-run are read back from their JSON reports.
+    let mut all = Vec::new();
+    for claim in claims::registry() {
+        if let Some(r) = fresh.iter().find(|r| r.id == claim.id()) {
+            all.push(r.clone());
+        } else if let Some(r) = read_back(&args.out, claim.id())? {
+            all.push(r);
+        }
+    }
+    report::write_summary(&all, &args.out, args.settings.seed, args.settings.quick)?;
+    update_readme(&all)?;
+    Ok(())
+}
+
+/// Reads a previously written report, if there is one.
+fn read_back(out: &std::path::Path, id: &str) -> nexus_lab::Result<Option<ClaimReport>> {
+    let path = out.join("reports").join(format!("{id}.json"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(serde_json::from_str(&text)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(nexus_lab::Error::Io { path: path.display().to_string(), source: e }),
+    }
+}
+
+/// Replaces the verdict table between the README's markers, when run from the crate root.
+fn update_readme(reports: &[ClaimReport]) -> nexus_lab::Result<()> {
+    const START: &str = "<!-- verdicts:start -->";
+    const END: &str = "<!-- verdicts:end -->";
+    let path = PathBuf::from("README.md");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else { return Ok(()) };
+    if b < a {
+        return Ok(());
+    }
+    let new = format!("{}{START}\n{}{}", &text[..a], report::verdict_table(reports), &text[b..]);
+    report::write_atomic(&path, new.as_bytes())
+}
+
+fn main() -> ExitCode {
+    match parse(std::env::args().skip(1)) {
+        Ok(None) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("reproduce: {msg}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Ok(Some(args)) => match run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("reproduce: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -1,0 +1,92 @@
+//! One module per claim of the paper (PEPit style). Each exposes a `check` function that
+//! measures one instance and returns the measured and the claimed side, and a [`Claim`] that
+//! runs `check` over a grid and assembles the report. The property tests in `theorems/` call the
+//! same `check` functions, so a theorem's test and its report share one code path.
+
+pub mod eq4;
+pub mod eq8;
+pub mod thm_2_2;
+pub mod thm_2_3;
+pub mod thm_3_1;
+
+use crate::error::{Error, Result};
+use crate::report::{ClaimReport, Instance};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+/// Run-wide settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Master seed; every instance derives its own stream from it.
+    pub seed: u64,
+    /// A fast pass with smaller grids and Monte Carlo sizes.
+    pub quick: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { seed: 20_260_409, quick: false }
+    }
+}
+
+/// A registered claim.
+pub trait Claim: Sync {
+    /// Stable id, e.g. `thm-2.2`.
+    fn id(&self) -> &'static str;
+    /// Runs the claim's grid and assembles its report.
+    fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport>;
+}
+
+/// Every claim, in the order of the paper.
+pub fn registry() -> Vec<Box<dyn Claim>> {
+    vec![
+        Box::new(eq4::Eq4),
+        Box::new(eq4::Remark21),
+        Box::new(thm_2_2::Thm22),
+        Box::new(thm_2_3::Thm23),
+        Box::new(thm_3_1::Thm31Dot),
+        Box::new(thm_3_1::Thm31Cos),
+        Box::new(eq8::Eq8),
+    ]
+}
+
+/// The claim with this id, or an error listing the known ids.
+pub fn find(id: &str) -> Result<Box<dyn Claim>> {
+    let all = registry();
+    let known = all.iter().map(|c| c.id()).collect::<Vec<_>>().join(", ");
+    all.into_iter().find(|c| c.id() == id).ok_or_else(|| Error::UnknownClaim(id.into(), known))
+}
+
+/// Evaluates `job` on every grid point in parallel, keeping the grid's order, and advances the
+/// progress bar once per point.
+pub(crate) fn run_grid<T, F>(grid: &[T], progress: &ProgressBar, job: F) -> Result<Vec<Instance>>
+where
+    T: Sync,
+    F: Fn(&T) -> Result<Vec<Instance>> + Sync,
+{
+    progress.set_length(grid.len() as u64);
+    progress.set_position(0);
+    let parts: Vec<Result<Vec<Instance>>> = grid
+        .par_iter()
+        .map(|point| {
+            let out = job(point);
+            progress.inc(1);
+            out
+        })
+        .collect();
+    let mut all = Vec::new();
+    for p in parts {
+        all.extend(p?);
+    }
+    Ok(all)
+}
+
+/// A label for a grid point's random stream.
+pub(crate) fn stream(id: &str, parts: &[f64]) -> String {
+    let mut s = id.to_string();
+    for p in parts {
+        s.push(':');
+        s.push_str(&format!("{p}"));
+    }
+    s
+}

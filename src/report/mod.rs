@@ -1,0 +1,303 @@
+//! Verdicts and reports.
+//!
+//! A claim's evaluation yields [`Instance`]s: one measured side, one claimed side and whether the
+//! claim holds there, for one reading ([`Variant`]) of the claim. The verdict is derived from
+//! them, never written by hand:
+//! - **holds** when the statement's own reading holds on every instance;
+//! - **holds under a condition** when it does not, but another reading (a stated condition or a
+//!   corrected form) holds on every instance;
+//! - **fails** otherwise.
+//!
+//! Informative readings (`Role::Info`: a proof step, a sharper constant, or a probe that breaks
+//! an assumption of the claim) are reported but never decide the verdict.
+
+mod markdown;
+mod plot;
+
+pub use markdown::{verdict_table, write_summary};
+pub use plot::{draw_figure, register_fonts};
+
+use crate::error::{Error, Result};
+use crate::stats::min_median_max;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What kind of statement a claim is.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub enum ClaimKind {
+    /// An identity between two quantities.
+    Equality,
+    /// `measured <= claimed`.
+    UpperBound,
+    /// A residual of order `gamma^power`.
+    Order { power: f64 },
+}
+
+/// The part a reading plays in the verdict.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Role {
+    /// The claim as the paper states it.
+    Statement,
+    /// A condition or corrected form under which the claim may hold.
+    Condition,
+    /// Informative only: a proof step, a sharper form, or a probe outside the assumptions.
+    Info,
+}
+
+/// One reading of a claim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Variant {
+    /// Short name, used to tag instances.
+    pub name: String,
+    /// What this reading asserts, in words.
+    pub description: String,
+    /// Its role in the verdict.
+    pub role: Role,
+}
+
+impl Variant {
+    /// A reading with the given role.
+    pub fn new(name: &str, description: &str, role: Role) -> Self {
+        Self { name: name.into(), description: description.into(), role }
+    }
+}
+
+/// One measured instance of one reading of a claim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Instance {
+    /// Task family.
+    pub family: String,
+    /// The reading ([`Variant::name`]) it tests.
+    pub variant: String,
+    /// The instance's parameters (dimension, K, spread, step size, seed stream, ...).
+    pub params: BTreeMap<String, f64>,
+    /// Measured side (a mean for Monte Carlo, a slope for order claims).
+    pub measured: f64,
+    /// Claimed side.
+    pub claimed: f64,
+    /// `measured / claimed`, when finite.
+    pub ratio: Option<f64>,
+    /// Confidence interval of the measured side, when it is a Monte Carlo estimate.
+    pub ci: Option<(f64, f64)>,
+    /// Whether the reading holds on this instance.
+    pub holds: bool,
+}
+
+impl Instance {
+    /// An instance; `ratio` is computed.
+    pub fn new(family: &str, variant: &str, params: &[(&str, f64)], measured: f64, claimed: f64, holds: bool) -> Self {
+        Self {
+            family: family.into(),
+            variant: variant.into(),
+            params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            measured,
+            claimed,
+            ratio: Some(measured / claimed).filter(|r| r.is_finite()),
+            ci: None,
+            holds,
+        }
+    }
+    /// Attaches a confidence interval.
+    pub fn with_ci(mut self, lo: f64, hi: f64) -> Self {
+        self.ci = Some((lo, hi));
+        self
+    }
+    /// Size used to pick the smallest counterexample: the product of `d` and `K` when present.
+    pub fn size(&self) -> f64 {
+        ["d", "K"].iter().map(|k| self.params.get(*k).copied().unwrap_or(1.0)).product()
+    }
+}
+
+/// The verdict on a claim.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Verdict {
+    /// The statement holds on every instance measured.
+    Holds,
+    /// The statement fails somewhere, but holds under the condition given.
+    HoldsUnder,
+    /// The statement fails and no tested condition rescues it.
+    Fails,
+}
+
+impl Verdict {
+    /// Human-readable form.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::HoldsUnder => "holds under a condition",
+            Verdict::Fails => "fails",
+        }
+    }
+}
+
+/// Min / median / max of measured/claimed over the instances of the deciding reading.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Tightness {
+    /// The reading these ratios come from.
+    pub min: f64,
+    /// Median ratio.
+    pub median: f64,
+    /// Maximum ratio.
+    pub max: f64,
+}
+
+/// A curve drawn in a claim's figure.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Abscissae.
+    pub x: Vec<f64>,
+    /// Ordinates.
+    pub y: Vec<f64>,
+    /// Dashed reference line (a slope guide or `y = x`) rather than data.
+    pub guide: bool,
+}
+
+/// What a claim's figure shows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Figure {
+    /// Measured against claimed for every instance, log-log, with `y = x`.
+    MeasuredVsClaimed,
+    /// Curves (for example residual against gamma) with optional guides.
+    Curves { x_label: String, y_label: String, log_x: bool, log_y: bool, series: Vec<Series> },
+}
+
+/// Everything one claim's evaluation produced: written to `figures/reports/<id>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimReport {
+    /// Claim id, e.g. `thm-2.2`.
+    pub id: String,
+    /// Where the paper states it.
+    pub reference: String,
+    /// The claim in words.
+    pub statement: String,
+    /// Equality, bound or order.
+    pub kind: ClaimKind,
+    /// Crate version that produced the report.
+    pub crate_version: String,
+    /// Run seed.
+    pub seed: u64,
+    /// Whether this was a `--quick` run.
+    pub quick: bool,
+    /// Grid and Monte Carlo settings.
+    pub settings: serde_json::Value,
+    /// The readings tested.
+    pub variants: Vec<Variant>,
+    /// Every instance.
+    pub instances: Vec<Instance>,
+    /// Derived verdict.
+    pub verdict: Verdict,
+    /// The reading that decided the verdict (the statement, or the condition that holds).
+    pub deciding_variant: String,
+    /// Families covered by the deciding reading.
+    pub families: Vec<String>,
+    /// Ratios of the deciding reading.
+    pub tightness: Option<Tightness>,
+    /// Smallest instance where the statement fails, if any.
+    pub counterexample: Option<Instance>,
+    /// Findings computed from the instances, in words with numbers.
+    pub findings: Vec<String>,
+    /// Figure specification.
+    pub figure: Figure,
+}
+
+impl ClaimReport {
+    /// Assembles a report and derives its verdict, deciding reading, tightness and
+    /// counterexample from the instances.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        id: &str,
+        reference: &str,
+        statement: &str,
+        kind: ClaimKind,
+        seed: u64,
+        quick: bool,
+        settings: serde_json::Value,
+        variants: Vec<Variant>,
+        instances: Vec<Instance>,
+        figure: Figure,
+    ) -> Result<Self> {
+        let holds_everywhere = |name: &str| {
+            let mut it = instances.iter().filter(|i| i.variant == name).peekable();
+            it.peek().is_some() && it.all(|i| i.holds)
+        };
+        let statement_variant = variants
+            .iter()
+            .find(|v| v.role == Role::Statement)
+            .ok_or_else(|| Error::InvalidArgument { name: "variants", reason: format!("{id} has no statement reading") })?;
+        let (verdict, deciding) = if holds_everywhere(&statement_variant.name) {
+            (Verdict::Holds, statement_variant.name.clone())
+        } else if let Some(v) = variants.iter().find(|v| v.role == Role::Condition && holds_everywhere(&v.name)) {
+            (Verdict::HoldsUnder, v.name.clone())
+        } else {
+            (Verdict::Fails, statement_variant.name.clone())
+        };
+        let deciding_instances: Vec<&Instance> = instances.iter().filter(|i| i.variant == deciding).collect();
+        let mut families: Vec<String> = deciding_instances.iter().map(|i| i.family.clone()).collect();
+        families.sort();
+        families.dedup();
+        let ratios: Vec<f64> = deciding_instances.iter().filter_map(|i| i.ratio).collect();
+        let tightness = min_median_max(&ratios).map(|(min, median, max)| Tightness { min, median, max });
+        let counterexample = instances
+            .iter()
+            .filter(|i| i.variant == statement_variant.name && !i.holds)
+            .min_by(|a, b| a.size().total_cmp(&b.size()))
+            .cloned();
+        Ok(Self {
+            id: id.into(),
+            reference: reference.into(),
+            statement: statement.into(),
+            kind,
+            crate_version: crate::VERSION.into(),
+            seed,
+            quick,
+            settings,
+            variants,
+            instances,
+            verdict,
+            deciding_variant: deciding,
+            families,
+            tightness,
+            counterexample,
+            findings: Vec::new(),
+            figure,
+        })
+    }
+
+    /// The deciding reading's description.
+    pub fn deciding_description(&self) -> &str {
+        self.variants.iter().find(|v| v.name == self.deciding_variant).map(|v| v.description.as_str()).unwrap_or("")
+    }
+
+    /// Instances of one reading.
+    pub fn instances_of<'a>(&'a self, variant: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.instances.iter().filter(move |i| i.variant == variant)
+    }
+
+    /// `(holding, total)` instance counts of one reading.
+    pub fn count(&self, variant: &str) -> (usize, usize) {
+        let all: Vec<&Instance> = self.instances_of(variant).collect();
+        (all.iter().filter(|i| i.holds).count(), all.len())
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e| Error::Io { path: path.display().to_string(), source: e };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::Io { path: tmp.display().to_string(), source: e })?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes a report as pretty JSON to `dir/reports/<id>.json`.
+pub fn write_json(report: &ClaimReport, dir: &Path) -> Result<()> {
+    let path = dir.join("reports").join(format!("{}.json", report.id));
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    write_atomic(&path, text.as_bytes())
+}

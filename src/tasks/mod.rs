@@ -1,0 +1,162 @@
+//! Differentiable tasks with exact derivatives, and the distributions training and downstream
+//! tasks are drawn from.
+//!
+//! Every family here is strongly convex with curvature bounds that hold on all of `R^d`, so the
+//! paper's constants can be stated exactly: `lambda_min <= u^T H(x) u <= lambda_max` for unit
+//! `u`, `||H(x) - H(y)|| <= rho ||x - y||`, and `|D^3 L(x)[u, v, w]| <= m3` for unit `u, v, w`.
+//! Gradient-norm bounds (`G_min`, `G`) depend on the region and come from
+//! [`TaskConstants::over_ball`].
+
+mod distribution;
+mod logistic;
+mod quadratic;
+mod separable;
+mod solve;
+
+pub use distribution::{Family, MinimaLaw, TaskDistribution};
+pub use logistic::LogisticRegression;
+pub use quadratic::{random_orthogonal, spd_with_spectrum, IsotropicQuadratic, Quadratic};
+pub use separable::SoftplusSeparable;
+pub use solve::{minimize_average, spectral_norm, symmetric_extremes};
+
+use crate::error::Result;
+use crate::params::ParamVec;
+use nalgebra::{DMatrix, DVector};
+
+/// A loss with a gradient over a parameter type: all that Nexus and the outer optimizers need.
+pub trait Objective {
+    /// The parameter type (a `DVector<f64>` here, a set of tensors in the Llama runs).
+    type Param: ParamVec;
+    /// `L(x)`.
+    fn loss(&self, x: &Self::Param) -> Result<f64>;
+    /// `grad L(x)`.
+    fn gradient(&self, x: &Self::Param) -> Result<Self::Param>;
+}
+
+/// Global curvature constants of a task (or of every task of a family).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct CurvatureBounds {
+    /// Smallest directional curvature `inf_{x, ||u||=1} u^T H(x) u` (mu).
+    pub lambda_min: f64,
+    /// Largest directional curvature, equal to `sup_x ||H(x)||` for these convex tasks (L).
+    pub lambda_max: f64,
+    /// Lipschitz constant of the Hessian in spectral norm (rho).
+    pub rho: f64,
+    /// Bound on the third derivative over unit vectors (M_3).
+    pub m3: f64,
+}
+
+impl CurvatureBounds {
+    /// The bounds that hold for every task of both sets.
+    pub fn hull(&self, other: &CurvatureBounds) -> CurvatureBounds {
+        CurvatureBounds {
+            lambda_min: self.lambda_min.min(other.lambda_min),
+            lambda_max: self.lambda_max.max(other.lambda_max),
+            rho: self.rho.max(other.rho),
+            m3: self.m3.max(other.m3),
+        }
+    }
+}
+
+/// A task with exact derivatives up to third order over `R^d`.
+pub trait Task: Objective<Param = DVector<f64>> + Send + Sync {
+    /// Dimension `d` of the parameter space.
+    fn dim(&self) -> usize;
+    /// The exact Hessian `H(x)`.
+    fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>>;
+    /// `H(x) v`; overridden where a cheaper product exists.
+    fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+        Ok(self.hessian(x)? * v)
+    }
+    /// The third-derivative contraction `D^3 L(x)[u, v, .]`, a vector.
+    fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>>;
+    /// The unique minimizer (closed form, or solved to float64 precision at construction).
+    fn minimizer(&self) -> &DVector<f64>;
+    /// The global curvature constants of this task.
+    fn curvature(&self) -> CurvatureBounds;
+}
+
+/// The constants of Sec. 7.2 and 11.2 for one task over a ball `B(center, radius)`.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct TaskConstants {
+    /// Curvature constants (global).
+    pub curvature: CurvatureBounds,
+    /// Lower bound on `||grad L||` over the ball (0 when the ball holds the minimizer).
+    pub g_min: f64,
+    /// Upper bound on `||grad L||` over the ball.
+    pub g_max: f64,
+}
+
+impl TaskConstants {
+    /// Gradient bounds over a ball from the minimizer and the curvature bounds.
+    ///
+    /// For a strongly convex task, `grad L(x) = A (x - x*)` with `A = int_0^1 H(x* + t(x - x*)) dt`,
+    /// whose spectrum lies in `[lambda_min, lambda_max]`, so
+    /// `lambda_min ||x - x*|| <= ||grad L(x)|| <= lambda_max ||x - x*||`.
+    pub fn over_ball<T: Task + ?Sized>(task: &T, center: &DVector<f64>, radius: f64) -> TaskConstants {
+        let curvature = task.curvature();
+        let dist = (center - task.minimizer()).norm();
+        TaskConstants {
+            curvature,
+            g_min: curvature.lambda_min * (dist - radius).max(0.0),
+            g_max: curvature.lambda_max * (dist + radius),
+        }
+    }
+}
+
+/// Numerically stable `log(1 + e^x)`.
+pub(crate) fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// Numerically stable logistic function.
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `max_z |s(z)(1 - s(z))(1 - 2 s(z))|` for the logistic `s`: attained where
+/// `s = 1/2 +- 1/(2 sqrt 3)`, value `1 / (6 sqrt 3)`.
+pub(crate) const LOGISTIC_THIRD_MAX: f64 = 0.096_225_044_864_937_63;
+
+impl<T: Objective + ?Sized> Objective for Box<T> {
+    type Param = T::Param;
+    fn loss(&self, x: &Self::Param) -> Result<f64> {
+        (**self).loss(x)
+    }
+    fn gradient(&self, x: &Self::Param) -> Result<Self::Param> {
+        (**self).gradient(x)
+    }
+}
+
+impl<T: Task + ?Sized> Task for Box<T> {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
+        (**self).hessian(x)
+    }
+    fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+        (**self).hessian_vector(x, v)
+    }
+    fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+        (**self).third_contract(x, u, v)
+    }
+    fn minimizer(&self) -> &DVector<f64> {
+        (**self).minimizer()
+    }
+    fn curvature(&self) -> CurvatureBounds {
+        (**self).curvature()
+    }
+}
+
+/// A boxed task of any family.
+pub type BoxedTask = Box<dyn Task>;
