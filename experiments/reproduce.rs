@@ -12,7 +12,12 @@ use nexus_lab::report::{self, ClaimReport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <u64>] [--out <dir>]";
+const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <u64>] [--out <dir>]\n\
+  --quick        smaller grids and Monte Carlo sizes\n\
+  --only <id>    evaluate only this claim (repeatable); REPORT.md still lists every claim with a report\n\
+  --seed <u64>   master seed (default 20260409)\n\
+  --out <dir>    output folder (default figures; only then is README.md's verdict table updated)";
+const DEFAULT_OUT: &str = "figures";
 
 struct Args {
     settings: Settings,
@@ -21,14 +26,22 @@ struct Args {
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut args = Args { settings: Settings::default(), only: Vec::new(), out: PathBuf::from("figures") };
+    let mut args = Args {
+        settings: Settings::default(),
+        only: Vec::new(),
+        out: PathBuf::from(DEFAULT_OUT),
+    };
     while let Some(a) = argv.next() {
         match a.as_str() {
             "--quick" => args.settings.quick = true,
-            "--only" => args.only.push(argv.next().ok_or("--only needs a claim id")?),
+            "--only" => args
+                .only
+                .push(argv.next().ok_or("--only needs a claim id")?),
             "--seed" => {
                 let v = argv.next().ok_or("--seed needs a value")?;
-                args.settings.seed = v.parse().map_err(|_| format!("--seed must be a non-negative integer, got `{v}`"))?;
+                args.settings.seed = v
+                    .parse()
+                    .map_err(|_| format!("--seed must be a non-negative integer, got `{v}`"))?;
             }
             "--out" => args.out = PathBuf::from(argv.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => return Ok(None),
@@ -42,14 +55,19 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
     let selected: Vec<Box<dyn Claim>> = if args.only.is_empty() {
         claims::registry()
     } else {
-        args.only.iter().map(|id| claims::find(id)).collect::<nexus_lab::Result<_>>()?
+        args.only
+            .iter()
+            .map(|id| claims::find(id))
+            .collect::<nexus_lab::Result<_>>()?
     };
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let mut fresh: Vec<ClaimReport> = Vec::new();
     for claim in &selected {
-        let bar = ProgressBar::new(0).with_style(style.clone()).with_prefix(claim.id());
+        let bar = ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_prefix(claim.id());
         let r = claim.evaluate(&args.settings, &bar)?;
         bar.finish();
         report::write_json(&r, &args.out)?;
@@ -67,7 +85,10 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
         }
     }
     report::write_summary(&all, &args.out, args.settings.seed, args.settings.quick)?;
-    update_readme(&all)?;
+    // The README's table mirrors the committed figures/ only; runs elsewhere leave it alone.
+    if args.out == std::path::Path::new(DEFAULT_OUT) {
+        update_readme(&all)?;
+    }
     Ok(())
 }
 
@@ -77,7 +98,10 @@ fn read_back(out: &std::path::Path, id: &str) -> nexus_lab::Result<Option<ClaimR
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(serde_json::from_str(&text)?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(nexus_lab::Error::Io { path: path.display().to_string(), source: e }),
+        Err(e) => Err(nexus_lab::Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        }),
     }
 }
 
@@ -86,12 +110,21 @@ fn update_readme(reports: &[ClaimReport]) -> nexus_lab::Result<()> {
     const START: &str = "<!-- verdicts:start -->";
     const END: &str = "<!-- verdicts:end -->";
     let path = PathBuf::from("README.md");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
+        return Ok(());
+    };
     if b < a {
         return Ok(());
     }
-    let new = format!("{}{START}\n{}{}", &text[..a], report::verdict_table(reports), &text[b..]);
+    let new = format!(
+        "{}{START}\n{}{}",
+        &text[..a],
+        report::verdict_table(reports, "figures/"),
+        &text[b..]
+    );
     report::write_atomic(&path, new.as_bytes())
 }
 

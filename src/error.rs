@@ -16,13 +16,20 @@ pub enum Error {
     NonFinite(&'static str),
     /// An iterative solver stopped before reaching its tolerance.
     #[error("{solver} did not converge after {iterations} iterations (residual {residual:e})")]
-    NoConvergence { solver: &'static str, iterations: usize, residual: f64 },
+    NoConvergence {
+        solver: &'static str,
+        iterations: usize,
+        residual: f64,
+    },
     /// A claim id that is not in the registry.
     #[error("unknown claim id `{0}` (known: {1})")]
     UnknownClaim(String, String),
     /// Reading or writing a report, a figure or a checkpoint failed.
     #[error("i/o error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// Serialising a report failed.
     #[error("serialisation error: {0}")]
     Json(#[from] serde_json::Error),
@@ -39,7 +46,10 @@ pub fn ensure(ok: bool, name: &'static str, reason: impl FnOnce() -> String) -> 
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidArgument { name, reason: reason() })
+        Err(Error::InvalidArgument {
+            name,
+            reason: reason(),
+        })
     }
 }
 

@@ -56,16 +56,30 @@ pub struct NexusConfig {
 impl NexusConfig {
     /// The paper's Nexus with K inner steps of size gamma, sampling with replacement.
     pub fn new(inner_steps: usize, inner_lr: f64) -> Result<Self> {
-        let cfg = Self { inner_steps, inner_lr, inner_step: InnerStep::Normalized, sampling: Sampling::WithReplacement };
+        let cfg = Self {
+            inner_steps,
+            inner_lr,
+            inner_step: InnerStep::Normalized,
+            sampling: Sampling::WithReplacement,
+        };
         cfg.validate()?;
         Ok(cfg)
     }
     /// Checks K >= 1 and gamma > 0 finite.
     pub fn validate(&self) -> Result<()> {
-        ensure(self.inner_steps >= 1, "K", || "the number of inner steps must be at least 1".into())?;
-        ensure(self.inner_lr > 0.0 && self.inner_lr.is_finite(), "gamma", || {
-            format!("the inner step size must be finite and > 0, got {}", self.inner_lr)
-        })
+        ensure(self.inner_steps >= 1, "K", || {
+            "the number of inner steps must be at least 1".into()
+        })?;
+        ensure(
+            self.inner_lr > 0.0 && self.inner_lr.is_finite(),
+            "gamma",
+            || {
+                format!(
+                    "the inner step size must be finite and > 0, got {}",
+                    self.inner_lr
+                )
+            },
+        )
     }
 }
 
@@ -84,7 +98,10 @@ impl<T: Objective> SourceGradients<T::Param> for [T] {
     fn gradient(&mut self, source: usize, x: &T::Param) -> Result<T::Param> {
         let n = self.len();
         self.get(source)
-            .ok_or_else(|| Error::InvalidArgument { name: "source", reason: format!("index {source} out of range 0..{n}") })?
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "source",
+                reason: format!("index {source} out of range 0..{n}"),
+            })?
             .gradient(x)
     }
 }
@@ -146,13 +163,24 @@ pub fn pseudo_gradient<P: ParamVec, S: SourceGradients<P> + ?Sized>(
 }
 
 /// Draws the K source indices of one outer step.
-pub fn sample_indices<R: Rng + ?Sized>(cfg: &NexusConfig, num_sources: usize, rng: &mut R) -> Result<Vec<usize>> {
-    ensure(num_sources >= 1, "sources", || "need at least one data source".into())?;
+pub fn sample_indices<R: Rng + ?Sized>(
+    cfg: &NexusConfig,
+    num_sources: usize,
+    rng: &mut R,
+) -> Result<Vec<usize>> {
+    ensure(num_sources >= 1, "sources", || {
+        "need at least one data source".into()
+    })?;
     Ok(match cfg.sampling {
-        Sampling::WithReplacement => (0..cfg.inner_steps).map(|_| rng.random_range(0..num_sources)).collect(),
+        Sampling::WithReplacement => (0..cfg.inner_steps)
+            .map(|_| rng.random_range(0..num_sources))
+            .collect(),
         Sampling::WithoutReplacement => {
             ensure(cfg.inner_steps <= num_sources, "K", || {
-                format!("sampling without replacement needs K <= {num_sources} sources, got K = {}", cfg.inner_steps)
+                format!(
+                    "sampling without replacement needs K <= {num_sources} sources, got K = {}",
+                    cfg.inner_steps
+                )
             })?;
             let mut all: Vec<usize> = (0..num_sources).collect();
             // Partial Fisher-Yates: the first K entries are a uniform K-permutation.
@@ -185,7 +213,12 @@ impl<O> Nexus<O> {
     }
 
     /// One outer step along given indices; returns the pseudo-gradient it used.
-    pub fn step_with<P, S>(&mut self, params: &mut P, sources: &mut S, indices: &[usize]) -> Result<P>
+    pub fn step_with<P, S>(
+        &mut self,
+        params: &mut P,
+        sources: &mut S,
+        indices: &[usize],
+    ) -> Result<P>
     where
         P: ParamVec,
         S: SourceGradients<P> + ?Sized,

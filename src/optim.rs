@@ -21,7 +21,9 @@ pub struct Sgd {
 impl Sgd {
     /// `lr >= 0`.
     pub fn new(lr: f64) -> Result<Self> {
-        ensure(lr >= 0.0 && lr.is_finite(), "lr", || format!("must be finite and >= 0, got {lr}"))?;
+        ensure(lr >= 0.0 && lr.is_finite(), "lr", || {
+            format!("must be finite and >= 0, got {lr}")
+        })?;
         Ok(Self { lr })
     }
 }
@@ -50,7 +52,13 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// The paper's Table 6 values, with `lr = 1e-3`.
     fn default() -> Self {
-        Self { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-10, weight_decay: 0.2 }
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-10,
+            weight_decay: 0.2,
+        }
     }
 }
 
@@ -67,15 +75,28 @@ pub struct AdamW<P> {
 impl<P: ParamVec> AdamW<P> {
     /// Validates the hyperparameters.
     pub fn new(cfg: AdamWConfig) -> Result<Self> {
-        ensure(cfg.lr >= 0.0 && cfg.lr.is_finite(), "lr", || format!("must be finite and >= 0, got {}", cfg.lr))?;
-        for (name, b) in [("beta1", cfg.beta1), ("beta2", cfg.beta2)] {
-            ensure((0.0..1.0).contains(&b), name, || format!("must lie in [0, 1), got {b}"))?;
-        }
-        ensure(cfg.eps > 0.0 && cfg.eps.is_finite(), "eps", || format!("must be > 0, got {}", cfg.eps))?;
-        ensure(cfg.weight_decay >= 0.0 && cfg.weight_decay.is_finite(), "weight_decay", || {
-            format!("must be >= 0, got {}", cfg.weight_decay)
+        ensure(cfg.lr >= 0.0 && cfg.lr.is_finite(), "lr", || {
+            format!("must be finite and >= 0, got {}", cfg.lr)
         })?;
-        Ok(Self { cfg, m: None, v: None, t: 0 })
+        for (name, b) in [("beta1", cfg.beta1), ("beta2", cfg.beta2)] {
+            ensure((0.0..1.0).contains(&b), name, || {
+                format!("must lie in [0, 1), got {b}")
+            })?;
+        }
+        ensure(cfg.eps > 0.0 && cfg.eps.is_finite(), "eps", || {
+            format!("must be > 0, got {}", cfg.eps)
+        })?;
+        ensure(
+            cfg.weight_decay >= 0.0 && cfg.weight_decay.is_finite(),
+            "weight_decay",
+            || format!("must be >= 0, got {}", cfg.weight_decay),
+        )?;
+        Ok(Self {
+            cfg,
+            m: None,
+            v: None,
+            t: 0,
+        })
     }
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
@@ -102,7 +123,11 @@ impl<P: ParamVec> Optimizer<P> for AdamW<P> {
         // m_hat / (sqrt(v_hat) + eps) = (sqrt(bc2) / bc1) * m / (sqrt(v) + eps sqrt(bc2)).
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        let direction = self.m.as_ref().expect("set above").div_sqrt_eps(self.v.as_ref().expect("set above"), c.eps * bc2.sqrt())?;
+        let direction = self
+            .m
+            .as_ref()
+            .expect("set above")
+            .div_sqrt_eps(self.v.as_ref().expect("set above"), c.eps * bc2.sqrt())?;
         params.scale(1.0 - c.lr * c.weight_decay)?;
         params.axpy(-c.lr * bc2.sqrt() / bc1, &direction)
     }
@@ -118,7 +143,9 @@ pub struct NormalizedAdam<P> {
 impl<P: ParamVec> NormalizedAdam<P> {
     /// Same hyperparameters as [`AdamW`].
     pub fn new(cfg: AdamWConfig) -> Result<Self> {
-        Ok(Self { adam: AdamW::new(cfg)? })
+        Ok(Self {
+            adam: AdamW::new(cfg)?,
+        })
     }
 }
 

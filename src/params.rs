@@ -41,7 +41,10 @@ fn same_len(a: &DVector<f64>, b: &DVector<f64>) -> Result<()> {
     if a.len() == b.len() {
         Ok(())
     } else {
-        Err(Error::DimensionMismatch { expected: a.len(), got: b.len() })
+        Err(Error::DimensionMismatch {
+            expected: a.len(),
+            got: b.len(),
+        })
     }
 }
 

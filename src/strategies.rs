@@ -8,16 +8,27 @@ use proptest::test_runner::{Config, RngSeed};
 
 /// A deterministic proptest configuration with `cases` cases.
 pub fn config(cases: u32) -> Config {
-    Config { cases, rng_seed: RngSeed::Fixed(0x6e65_7875_735f_6c61), failure_persistence: None, ..Config::default() }
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0x6e65_7875_735f_6c61),
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 /// Any of the four families, with its constants drawn too.
 pub fn family() -> impl Strategy<Value = Family> {
     prop_oneof![
         (0.1f64..5.0).prop_map(|a| Family::Isotropic { a }),
-        (0.1f64..2.0, 1.0f64..10.0).prop_map(|(mu, ratio)| Family::Anisotropic { mu, l: mu * ratio }),
-        (0.1f64..2.0, 1.0f64..10.0, any::<bool>())
-            .prop_map(|(lo, ratio, rotated)| Family::NonQuadratic { lambda_min: lo, lambda_max: lo * ratio, rotated }),
+        (0.1f64..2.0, 1.0f64..10.0)
+            .prop_map(|(mu, ratio)| Family::Anisotropic { mu, l: mu * ratio }),
+        (0.1f64..2.0, 1.0f64..10.0, any::<bool>()).prop_map(|(lo, ratio, rotated)| {
+            Family::NonQuadratic {
+                lambda_min: lo,
+                lambda_max: lo * ratio,
+                rotated,
+            }
+        }),
         (8usize..80, 0.02f64..1.0).prop_map(|(samples, reg)| Family::Logistic { samples, reg }),
     ]
 }
@@ -25,8 +36,13 @@ pub fn family() -> impl Strategy<Value = Family> {
 /// A family with nonzero third derivative (for claims about non-quadratic behaviour).
 pub fn non_quadratic_family() -> impl Strategy<Value = Family> {
     prop_oneof![
-        (0.1f64..2.0, 1.5f64..10.0, any::<bool>())
-            .prop_map(|(lo, ratio, rotated)| Family::NonQuadratic { lambda_min: lo, lambda_max: lo * ratio, rotated }),
+        (0.1f64..2.0, 1.5f64..10.0, any::<bool>()).prop_map(|(lo, ratio, rotated)| {
+            Family::NonQuadratic {
+                lambda_min: lo,
+                lambda_max: lo * ratio,
+                rotated,
+            }
+        }),
         (8usize..80, 0.02f64..1.0).prop_map(|(samples, reg)| Family::Logistic { samples, reg }),
     ]
 }

@@ -23,29 +23,56 @@ fn random_vec(d: usize, rng: &mut impl rand::Rng) -> DVector<f64> {
     DVector::from_fn(d, |_, _| Distribution::<f64>::sample(&StandardNormal, rng))
 }
 
-fn check_task(task: &dyn Task, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<(), TestCaseError> {
+fn check_task(
+    task: &dyn Task,
+    x: &DVector<f64>,
+    u: &DVector<f64>,
+    v: &DVector<f64>,
+) -> Result<(), TestCaseError> {
     let d = x.len();
     let g = task.gradient(x).unwrap();
     let h = task.hessian(x).unwrap();
     for i in 0..d {
         let e = DVector::from_fn(d, |j, _| if i == j { H } else { 0.0 });
         let fd = (task.loss(&(x + &e)).unwrap() - task.loss(&(x - &e)).unwrap()) / (2.0 * H);
-        prop_assert!(close(g[i], fd), "gradient[{i}] {} vs finite difference {fd}", g[i]);
-        let fd_col = (task.gradient(&(x + &e)).unwrap() - task.gradient(&(x - &e)).unwrap()) / (2.0 * H);
+        prop_assert!(
+            close(g[i], fd),
+            "gradient[{i}] {} vs finite difference {fd}",
+            g[i]
+        );
+        let fd_col =
+            (task.gradient(&(x + &e)).unwrap() - task.gradient(&(x - &e)).unwrap()) / (2.0 * H);
         for j in 0..d {
-            prop_assert!(close(h[(j, i)], fd_col[j]), "hessian[{j},{i}] {} vs {}", h[(j, i)], fd_col[j]);
+            prop_assert!(
+                close(h[(j, i)], fd_col[j]),
+                "hessian[{j},{i}] {} vs {}",
+                h[(j, i)],
+                fd_col[j]
+            );
         }
     }
     let hv = task.hessian_vector(x, v).unwrap();
     let hv_dense = &h * v;
     for j in 0..d {
-        prop_assert!(close(hv[j], hv_dense[j]), "hessian_vector[{j}] {} vs H v {}", hv[j], hv_dense[j]);
+        prop_assert!(
+            close(hv[j], hv_dense[j]),
+            "hessian_vector[{j}] {} vs H v {}",
+            hv[j],
+            hv_dense[j]
+        );
     }
     // D^3 L[u, v, .] is the derivative of H(x) v along u.
     let t = task.third_contract(x, u, v).unwrap();
-    let fd_t = (task.hessian_vector(&(x + u * H), v).unwrap() - task.hessian_vector(&(x - u * H), v).unwrap()) / (2.0 * H);
+    let fd_t = (task.hessian_vector(&(x + u * H), v).unwrap()
+        - task.hessian_vector(&(x - u * H), v).unwrap())
+        / (2.0 * H);
     for j in 0..d {
-        prop_assert!(close(t[j], fd_t[j]), "third_contract[{j}] {} vs {}", t[j], fd_t[j]);
+        prop_assert!(
+            close(t[j], fd_t[j]),
+            "third_contract[{j}] {} vs {}",
+            t[j],
+            fd_t[j]
+        );
     }
     Ok(())
 }
@@ -99,20 +126,61 @@ fn quadratic_spectrum_is_prescribed_and_hessians_do_not_commute() {
     let x = DVector::zeros(5);
     let (ha, hb) = (a.hessian(&x).unwrap(), b.hessian(&x).unwrap());
     let (lo, hi) = symmetric_extremes(&ha);
-    assert!((lo - 0.5).abs() < 1e-12 && (hi - 4.0).abs() < 1e-12, "spectrum [{lo}, {hi}]");
+    assert!(
+        (lo - 0.5).abs() < 1e-12 && (hi - 4.0).abs() < 1e-12,
+        "spectrum [{lo}, {hi}]"
+    );
     let commutator = (&ha * &hb - &hb * &ha).norm();
-    assert!(commutator > 1e-3, "Hessians commute: ||[A, B]|| = {commutator}");
+    assert!(
+        commutator > 1e-3,
+        "Hessians commute: ||[A, B]|| = {commutator}"
+    );
 }
 
 #[test]
 fn bad_task_parameters_are_errors() {
-    assert!(TaskDistribution::new(Family::Isotropic { a: 1.0 }, 3, -1.0).is_err(), "negative spread");
-    assert!(TaskDistribution::new(Family::Isotropic { a: 0.0 }, 3, 1.0).is_err(), "zero curvature");
-    assert!(TaskDistribution::new(Family::Isotropic { a: 1.0 }, 0, 1.0).is_err(), "zero dimension");
-    assert!(TaskDistribution::new(Family::Anisotropic { mu: 2.0, l: 1.0 }, 3, 1.0).is_err(), "mu > L");
-    assert!(TaskDistribution::new(Family::Logistic { samples: 0, reg: 0.1 }, 3, 1.0).is_err(), "no samples");
-    assert!(TaskDistribution::new(Family::Isotropic { a: f64::NAN }, 3, 1.0).is_err(), "NaN curvature");
-    assert!(TaskDistribution::new(Family::Isotropic { a: 1.0 }, 3, f64::INFINITY).is_err(), "infinite spread");
-    let task = TaskDistribution::new(Family::Isotropic { a: 1.0 }, 3, 1.0).unwrap().sample(&mut rng_for(1, "bad")).unwrap();
-    assert!(task.gradient(&DVector::zeros(4)).is_err(), "dimension mismatch");
+    assert!(
+        TaskDistribution::new(Family::Isotropic { a: 1.0 }, 3, -1.0).is_err(),
+        "negative spread"
+    );
+    assert!(
+        TaskDistribution::new(Family::Isotropic { a: 0.0 }, 3, 1.0).is_err(),
+        "zero curvature"
+    );
+    assert!(
+        TaskDistribution::new(Family::Isotropic { a: 1.0 }, 0, 1.0).is_err(),
+        "zero dimension"
+    );
+    assert!(
+        TaskDistribution::new(Family::Anisotropic { mu: 2.0, l: 1.0 }, 3, 1.0).is_err(),
+        "mu > L"
+    );
+    assert!(
+        TaskDistribution::new(
+            Family::Logistic {
+                samples: 0,
+                reg: 0.1
+            },
+            3,
+            1.0
+        )
+        .is_err(),
+        "no samples"
+    );
+    assert!(
+        TaskDistribution::new(Family::Isotropic { a: f64::NAN }, 3, 1.0).is_err(),
+        "NaN curvature"
+    );
+    assert!(
+        TaskDistribution::new(Family::Isotropic { a: 1.0 }, 3, f64::INFINITY).is_err(),
+        "infinite spread"
+    );
+    let task = TaskDistribution::new(Family::Isotropic { a: 1.0 }, 3, 1.0)
+        .unwrap()
+        .sample(&mut rng_for(1, "bad"))
+        .unwrap();
+    assert!(
+        task.gradient(&DVector::zeros(4)).is_err(),
+        "dimension mismatch"
+    );
 }

@@ -2,7 +2,9 @@
 //! golden AdamW values, the zero-gradient rule and bad input.
 
 use nalgebra::{dvector, DVector};
-use nexus_lab::nexus::{inner_step, pseudo_gradient, sample_indices, InnerStep, Nexus, NexusConfig, Sampling};
+use nexus_lab::nexus::{
+    inner_step, pseudo_gradient, sample_indices, InnerStep, Nexus, NexusConfig, Sampling,
+};
 use nexus_lab::optim::{AdamW, AdamWConfig, NormalizedAdam, Optimizer, Sgd};
 use nexus_lab::rng_for;
 use nexus_lab::tasks::{Family, IsotropicQuadratic, Objective, Quadratic, TaskDistribution};
@@ -24,11 +26,15 @@ fn two_basins() -> Vec<IsotropicQuadratic> {
 #[test]
 fn k1_with_unit_sgd_is_one_normalized_step() {
     let mut rng = rng_for(3, "k1");
-    let mut tasks = TaskDistribution::new(Family::Anisotropic { mu: 0.5, l: 3.0 }, 4, 1.0).unwrap().sample_many(3, &mut rng).unwrap();
+    let mut tasks = TaskDistribution::new(Family::Anisotropic { mu: 0.5, l: 3.0 }, 4, 1.0)
+        .unwrap()
+        .sample_many(3, &mut rng)
+        .unwrap();
     let x0 = dvector![0.3, -0.2, 0.5, 1.0];
     for source in 0..3 {
         let gamma = 0.37;
-        let mut nexus = Nexus::new(NexusConfig::new(1, gamma).unwrap(), Sgd::new(1.0).unwrap()).unwrap();
+        let mut nexus =
+            Nexus::new(NexusConfig::new(1, gamma).unwrap(), Sgd::new(1.0).unwrap()).unwrap();
         let mut x = x0.clone();
         nexus.step_with(&mut x, &mut tasks, &[source]).unwrap();
         let g = tasks[source].gradient(&x0).unwrap();
@@ -42,11 +48,16 @@ fn zero_outer_learning_rate_changes_nothing() {
     let x0 = dvector![0.2, 0.7];
     let mut x = x0.clone();
     let mut sgd = Nexus::new(NexusConfig::new(4, 0.1).unwrap(), Sgd::new(0.0).unwrap()).unwrap();
-    sgd.step(&mut x, &mut tasks, &mut rng_for(1, "lr0")).unwrap();
+    sgd.step(&mut x, &mut tasks, &mut rng_for(1, "lr0"))
+        .unwrap();
     assert_eq!(x, x0);
-    let cfg = AdamWConfig { lr: 0.0, ..AdamWConfig::default() };
+    let cfg = AdamWConfig {
+        lr: 0.0,
+        ..AdamWConfig::default()
+    };
     let mut adam = Nexus::new(NexusConfig::new(4, 0.1).unwrap(), AdamW::new(cfg).unwrap()).unwrap();
-    adam.step(&mut x, &mut tasks, &mut rng_for(1, "lr0")).unwrap();
+    adam.step(&mut x, &mut tasks, &mut rng_for(1, "lr0"))
+        .unwrap();
     assert_eq!(x, x0);
 }
 
@@ -63,10 +74,16 @@ fn hand_worked_two_step_trajectory() {
     assert_close(&pg, &(-&expected_end), EPS);
     // Outer SGD with lr 1 lands at the inner loop's end point.
     let mut x = DVector::zeros(2);
-    Nexus::new(cfg, Sgd::new(1.0).unwrap()).unwrap().step_with(&mut x, &mut tasks, &[0, 1]).unwrap();
+    Nexus::new(cfg, Sgd::new(1.0).unwrap())
+        .unwrap()
+        .step_with(&mut x, &mut tasks, &[0, 1])
+        .unwrap();
     assert_close(&x, &expected_end, EPS);
     // Nexus-Dot on the same path: x1 = (1, 0) * 1/2, g2 = (1/2, -1), x2 = (1/4, 1/2).
-    let dot = NexusConfig { inner_step: InnerStep::Raw, ..cfg };
+    let dot = NexusConfig {
+        inner_step: InnerStep::Raw,
+        ..cfg
+    };
     let pg = pseudo_gradient(&mut tasks[..], &DVector::zeros(2), &[0, 1], &dot).unwrap();
     assert_close(&pg, &dvector![-0.25, -0.5], EPS);
 }
@@ -82,13 +99,19 @@ fn zero_gradient_takes_no_inner_step() {
     let pg = pseudo_gradient(&mut tasks[..], &dvector![1.0, 0.0], &[0, 0, 0], &cfg).unwrap();
     assert_eq!(pg, DVector::zeros(2));
     let nan = dvector![f64::NAN, 0.0];
-    assert!(inner_step(&mut x, &nan, &cfg).is_err(), "a NaN gradient is an error, not a silent step");
+    assert!(
+        inner_step(&mut x, &nan, &cfg).is_err(),
+        "a NaN gradient is an error, not a silent step"
+    );
 }
 
 #[test]
 fn sampling_draws_valid_indices() {
     let mut rng = rng_for(11, "sampling");
-    let without = NexusConfig { sampling: Sampling::WithoutReplacement, ..NexusConfig::new(5, 0.1).unwrap() };
+    let without = NexusConfig {
+        sampling: Sampling::WithoutReplacement,
+        ..NexusConfig::new(5, 0.1).unwrap()
+    };
     for _ in 0..50 {
         let mut idx = sample_indices(&without, 5, &mut rng).unwrap();
         idx.sort();
@@ -98,7 +121,10 @@ fn sampling_draws_valid_indices() {
     let idx = sample_indices(&with, 3, &mut rng).unwrap();
     assert_eq!(idx.len(), 6);
     assert!(idx.iter().all(|&i| i < 3));
-    assert!(sample_indices(&without, 4, &mut rng).is_err(), "K > sources without replacement");
+    assert!(
+        sample_indices(&without, 4, &mut rng).is_err(),
+        "K > sources without replacement"
+    );
     assert!(sample_indices(&with, 0, &mut rng).is_err(), "no sources");
 }
 
@@ -109,14 +135,28 @@ fn bad_configuration_is_an_error() {
     assert!(NexusConfig::new(2, -1.0).is_err(), "gamma < 0");
     assert!(NexusConfig::new(2, f64::NAN).is_err(), "gamma NaN");
     assert!(Sgd::new(-1.0).is_err());
-    assert!(AdamW::<DVector<f64>>::new(AdamWConfig { beta1: 1.0, ..AdamWConfig::default() }).is_err());
-    assert!(AdamW::<DVector<f64>>::new(AdamWConfig { eps: 0.0, ..AdamWConfig::default() }).is_err());
+    assert!(AdamW::<DVector<f64>>::new(AdamWConfig {
+        beta1: 1.0,
+        ..AdamWConfig::default()
+    })
+    .is_err());
+    assert!(AdamW::<DVector<f64>>::new(AdamWConfig {
+        eps: 0.0,
+        ..AdamWConfig::default()
+    })
+    .is_err());
     let mut tasks = two_basins();
     let mut nexus = Nexus::new(NexusConfig::new(2, 0.1).unwrap(), Sgd::new(1.0).unwrap()).unwrap();
     let mut x = dvector![f64::INFINITY, 0.0];
-    assert!(nexus.step_with(&mut x, &mut tasks, &[0, 1]).is_err(), "non-finite parameters");
+    assert!(
+        nexus.step_with(&mut x, &mut tasks, &[0, 1]).is_err(),
+        "non-finite parameters"
+    );
     let mut y = dvector![0.0, 0.0];
-    assert!(nexus.step_with(&mut y, &mut tasks, &[0, 7]).is_err(), "source index out of range");
+    assert!(
+        nexus.step_with(&mut y, &mut tasks, &[0, 7]).is_err(),
+        "source index out of range"
+    );
 }
 
 /// Golden values computed by hand from the AdamW update (PyTorch's form):
@@ -144,8 +184,14 @@ fn adamw_matches_hand_computed_steps() {
 
 #[test]
 fn normalized_adam_ignores_gradient_scale() {
-    let cfg = AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() };
-    let (mut a, mut b) = (NormalizedAdam::new(cfg).unwrap(), NormalizedAdam::new(cfg).unwrap());
+    let cfg = AdamWConfig {
+        weight_decay: 0.0,
+        ..AdamWConfig::default()
+    };
+    let (mut a, mut b) = (
+        NormalizedAdam::new(cfg).unwrap(),
+        NormalizedAdam::new(cfg).unwrap(),
+    );
     let (mut xa, mut xb) = (dvector![0.3, -0.1], dvector![0.3, -0.1]);
     for g in [dvector![1.0, 2.0], dvector![-0.5, 0.25]] {
         a.step(&mut xa, &g).unwrap();
@@ -165,10 +211,21 @@ fn nexus_with_adamw_reduces_training_loss() {
             Quadratic::new(h, DVector::from_element(3, i as f64 * 0.3), 0.0).unwrap()
         })
         .collect();
-    let loss = |tasks: &[Quadratic], x: &DVector<f64>| tasks.iter().map(|t| t.loss(x).unwrap()).sum::<f64>() / 4.0;
+    let loss = |tasks: &[Quadratic], x: &DVector<f64>| {
+        tasks.iter().map(|t| t.loss(x).unwrap()).sum::<f64>() / 4.0
+    };
     let mut x = DVector::from_element(3, 3.0);
     let before = loss(&tasks, &x);
-    let mut nexus = Nexus::new(NexusConfig::new(4, 0.05).unwrap(), AdamW::new(AdamWConfig { lr: 0.05, weight_decay: 0.0, ..AdamWConfig::default() }).unwrap()).unwrap();
+    let mut nexus = Nexus::new(
+        NexusConfig::new(4, 0.05).unwrap(),
+        AdamW::new(AdamWConfig {
+            lr: 0.05,
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
     for _ in 0..300 {
         nexus.step(&mut x, &mut tasks, &mut rng).unwrap();
     }

@@ -61,7 +61,11 @@ pub fn draw_scenario<R: rand::Rng + ?Sized>(
     dist: &TaskDistribution,
     k: usize,
     rng: &mut R,
-) -> Result<(Vec<crate::tasks::BoxedTask>, DVector<f64>, crate::tasks::BoxedTask)> {
+) -> Result<(
+    Vec<crate::tasks::BoxedTask>,
+    DVector<f64>,
+    crate::tasks::BoxedTask,
+)> {
     let train = dist.sample_many(k, rng)?;
     let x = stationary_point(&train)?;
     let downstream = dist.sample(rng)?;
@@ -95,7 +99,13 @@ fn grid(quick: bool, families: &[Family]) -> Vec<Point> {
             for k in [2, 8] {
                 for spread in [0.3, 1.5] {
                     for rep in 0..reps {
-                        g.push(Point { family, d, k, spread, rep });
+                        g.push(Point {
+                            family,
+                            d,
+                            k,
+                            spread,
+                            rep,
+                        });
                     }
                 }
             }
@@ -105,12 +115,29 @@ fn grid(quick: bool, families: &[Family]) -> Vec<Point> {
 }
 
 fn params(p: &Point) -> Vec<(&'static str, f64)> {
-    vec![("d", p.d as f64), ("K", p.k as f64), ("spread", p.spread), ("rep", p.rep as f64)]
+    vec![
+        ("d", p.d as f64),
+        ("K", p.k as f64),
+        ("spread", p.spread),
+        ("rep", p.rep as f64),
+    ]
 }
 
 fn evaluate_point(id: &str, seed: u64, p: &Point) -> Result<(Eq4Sides, Vec<(&'static str, f64)>)> {
     let dist = TaskDistribution::new(p.family, p.d, p.spread)?;
-    let mut rng = crate::rng_for(seed, &stream(id, &[p.d as f64, p.k as f64, p.spread, p.rep as f64, family_code(p.family)]));
+    let mut rng = crate::rng_for(
+        seed,
+        &stream(
+            id,
+            &[
+                p.d as f64,
+                p.k as f64,
+                p.spread,
+                p.rep as f64,
+                family_code(p.family),
+            ],
+        ),
+    );
     let (_, x, downstream) = draw_scenario(&dist, p.k, &mut rng)?;
     Ok((check(&downstream, &x)?, params(p)))
 }
@@ -136,7 +163,14 @@ impl Claim for Eq4 {
         let points = grid(settings.quick, &families);
         let instances = run_grid(&points, progress, |p| {
             let (s, prm) = evaluate_point(self.id(), settings.seed, p)?;
-            Ok(vec![Instance::new(p.family.id(), "stated bound", &prm, s.measured, s.claimed, s.measured <= s.claimed + s.tolerance)])
+            Ok(vec![Instance::new(
+                p.family.id(),
+                "stated bound",
+                &prm,
+                s.measured,
+                s.claimed,
+                s.measured <= s.claimed + s.tolerance,
+            )])
         })?;
         let mut report = ClaimReport::assemble(
             self.id(),
@@ -152,7 +186,12 @@ impl Claim for Eq4 {
             Figure::MeasuredVsClaimed,
         )?;
         for fam in &families {
-            let r: Vec<f64> = report.instances.iter().filter(|i| i.family == fam.id()).filter_map(|i| i.ratio).collect();
+            let r: Vec<f64> = report
+                .instances
+                .iter()
+                .filter(|i| i.family == fam.id())
+                .filter_map(|i| i.ratio)
+                .collect();
             if let Some((lo, med, hi)) = crate::stats::min_median_max(&r) {
                 report.findings.push(format!(
                     "{}: measured/claimed in [{lo:.3}, {hi:.3}], median {med:.3} over {} instances.",
@@ -173,14 +212,31 @@ impl Claim for Remark21 {
         "rem-2.1"
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
-        let families = [Family::Isotropic { a: 1.0 }, Family::Anisotropic { mu: 0.5, l: 2.0 }];
+        let families = [
+            Family::Isotropic { a: 1.0 },
+            Family::Anisotropic { mu: 0.5, l: 2.0 },
+        ];
         let points = grid(settings.quick, &families);
         let instances = run_grid(&points, progress, |p| {
             let (s, prm) = evaluate_point(self.id(), settings.seed, p)?;
             let fam = p.family.id();
             Ok(vec![
-                Instance::new(fam, "stated equality", &prm, s.measured, s.claimed, (s.measured - s.claimed).abs() <= s.tolerance),
-                Instance::new(fam, "directional curvature", &prm, s.measured, s.directional, (s.measured - s.directional).abs() <= s.tolerance),
+                Instance::new(
+                    fam,
+                    "stated equality",
+                    &prm,
+                    s.measured,
+                    s.claimed,
+                    (s.measured - s.claimed).abs() <= s.tolerance,
+                ),
+                Instance::new(
+                    fam,
+                    "directional curvature",
+                    &prm,
+                    s.measured,
+                    s.directional,
+                    (s.measured - s.directional).abs() <= s.tolerance,
+                ),
             ])
         })?;
         let mut report = ClaimReport::assemble(
@@ -198,8 +254,11 @@ impl Claim for Remark21 {
             instances,
             Figure::MeasuredVsClaimed,
         )?;
-        let aniso: Vec<f64> =
-            report.instances_of("stated equality").filter(|i| i.family == "anisotropic").filter_map(|i| i.ratio).collect();
+        let aniso: Vec<f64> = report
+            .instances_of("stated equality")
+            .filter(|i| i.family == "anisotropic")
+            .filter_map(|i| i.ratio)
+            .collect();
         if let Some((lo, med, hi)) = crate::stats::min_median_max(&aniso) {
             report.findings.push(format!(
                 "For anisotropic quadratics the stated equality is strict: Eq. 4's right side over-estimates the gap, measured/claimed in [{lo:.3}, {hi:.3}] (median {med:.3}); the ratio is the Rayleigh quotient of the segment direction over ||H||, which lies in [mu/L, 1] = [0.25, 1] here."

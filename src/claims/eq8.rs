@@ -48,7 +48,11 @@ pub struct Eq8Curves {
 }
 
 /// Measures Eq. 8 for loss `task_i` along `-g_j` at `x`.
-pub fn check<T: Task + ?Sized>(task_i: &T, g_j: &DVector<f64>, x: &DVector<f64>) -> Result<Eq8Curves> {
+pub fn check<T: Task + ?Sized>(
+    task_i: &T,
+    g_j: &DVector<f64>,
+    x: &DVector<f64>,
+) -> Result<Eq8Curves> {
     let gammas = log_grid(1e-5, 1e-1, 13);
     let base = task_i.loss(x)?;
     let linear = task_i.gradient(x)?.dot(g_j);
@@ -70,7 +74,9 @@ pub fn check<T: Task + ?Sized>(task_i: &T, g_j: &DVector<f64>, x: &DVector<f64>)
         residual.push(r);
         third_order.push(r3);
     }
-    let fit: Vec<usize> = (0..gammas.len()).filter(|&i| gammas[i] <= FIT_MAX_GAMMA * (1.0 + 1e-9)).collect();
+    let fit: Vec<usize> = (0..gammas.len())
+        .filter(|&i| gammas[i] <= FIT_MAX_GAMMA * (1.0 + 1e-9))
+        .collect();
     let slope = loglog_slope(
         &fit.iter().map(|&i| gammas[i]).collect::<Vec<_>>(),
         &fit.iter().map(|&i| residual[i]).collect::<Vec<_>>(),
@@ -99,9 +105,16 @@ struct Point {
 fn curves_for(seed: u64, p: &Point) -> Result<Eq8Curves> {
     let dist = TaskDistribution::new(p.family, p.d, p.spread)?;
     let code = super::eq4::family_code(p.family);
-    let mut rng = crate::rng_for(seed, &stream("eq-8", &[code, p.d as f64, p.spread, p.rep as f64, p.pair as f64]));
+    let mut rng = crate::rng_for(
+        seed,
+        &stream(
+            "eq-8",
+            &[code, p.d as f64, p.spread, p.rep as f64, p.pair as f64],
+        ),
+    );
     let tasks = dist.sample_many(4, &mut rng)?;
-    let x = &dist.center + DVector::<f64>::from_fn(p.d, |_, _| StandardNormal.sample(&mut rng)) * p.spread;
+    let x = &dist.center
+        + DVector::<f64>::from_fn(p.d, |_, _| StandardNormal.sample(&mut rng)) * p.spread;
     let g_j = if p.pair == 0 {
         tasks[1].gradient(&x)?
     } else {
@@ -125,7 +138,13 @@ impl Claim for Eq8 {
                 for spread in [0.3, 1.5] {
                     for rep in 0..reps {
                         for pair in [0, 1] {
-                            points.push(Point { family, d, spread, rep, pair });
+                            points.push(Point {
+                                family,
+                                d,
+                                spread,
+                                rep,
+                                pair,
+                            });
                         }
                     }
                 }
@@ -133,20 +152,64 @@ impl Claim for Eq8 {
         }
         let instances = run_grid(&points, progress, |p| {
             let c = curves_for(settings.seed, p)?;
-            let prm = [("d", p.d as f64), ("spread", p.spread), ("rep", p.rep as f64), ("train_step", p.pair as f64), ("slope", c.slope)];
+            let prm = [
+                ("d", p.d as f64),
+                ("spread", p.spread),
+                ("rep", p.rep as f64),
+                ("train_step", p.pair as f64),
+                ("slope", c.slope),
+            ];
             let fam = p.family.id();
             Ok(vec![
-                Instance::new(fam, "O(gamma^2)", &prm, c.slope, 2.0, c.slope >= 2.0 - SLOPE_TOL),
-                Instance::new(fam, "L-smooth constant", &prm, c.smooth.0, c.smooth.1, c.smooth_holds),
-                Instance::new(fam, "second-order term", &prm, c.third.0, c.third.1, c.third_holds),
+                Instance::new(
+                    fam,
+                    "O(gamma^2)",
+                    &prm,
+                    c.slope,
+                    2.0,
+                    c.slope >= 2.0 - SLOPE_TOL,
+                ),
+                Instance::new(
+                    fam,
+                    "L-smooth constant",
+                    &prm,
+                    c.smooth.0,
+                    c.smooth.1,
+                    c.smooth_holds,
+                ),
+                Instance::new(
+                    fam,
+                    "second-order term",
+                    &prm,
+                    c.third.0,
+                    c.third.1,
+                    c.third_holds,
+                ),
             ])
         })?;
         // Figure: one residual curve per family, with slope guides.
         let mut series = Vec::new();
         for family in Family::standard() {
-            let c = curves_for(settings.seed, &Point { family, d: 10, spread: 1.5, rep: 0, pair: 1 })?;
-            series.push(Series { label: format!("{} |r|", family.id()), x: c.gammas.clone(), y: c.residual.clone(), guide: false });
-            if matches!(family, Family::NonQuadratic { .. } | Family::Logistic { .. }) {
+            let c = curves_for(
+                settings.seed,
+                &Point {
+                    family,
+                    d: 10,
+                    spread: 1.5,
+                    rep: 0,
+                    pair: 1,
+                },
+            )?;
+            series.push(Series {
+                label: format!("{} |r|", family.id()),
+                x: c.gammas.clone(),
+                y: c.residual.clone(),
+                guide: false,
+            });
+            if matches!(
+                family,
+                Family::NonQuadratic { .. } | Family::Logistic { .. }
+            ) {
                 series.push(Series {
                     label: format!("{} |r + gamma^2/2 g'Hg|", family.id()),
                     x: c.gammas.clone(),
@@ -156,9 +219,19 @@ impl Claim for Eq8 {
             }
             if family.id() == "nonquadratic" {
                 let (g0, r0, t0) = (c.gammas[0], c.residual[0].abs(), c.third_order[6].abs());
-                series.push(Series { label: "slope 2".into(), x: c.gammas.clone(), y: c.gammas.iter().map(|g| r0 * (g / g0).powi(2)).collect(), guide: true });
+                series.push(Series {
+                    label: "slope 2".into(),
+                    x: c.gammas.clone(),
+                    y: c.gammas.iter().map(|g| r0 * (g / g0).powi(2)).collect(),
+                    guide: true,
+                });
                 let g6 = c.gammas[6];
-                series.push(Series { label: "slope 3".into(), x: c.gammas.clone(), y: c.gammas.iter().map(|g| t0 * (g / g6).powi(3)).collect(), guide: true });
+                series.push(Series {
+                    label: "slope 3".into(),
+                    x: c.gammas.clone(),
+                    y: c.gammas.iter().map(|g| t0 * (g / g6).powi(3)).collect(),
+                    guide: true,
+                });
             }
         }
         let mut report = ClaimReport::assemble(
@@ -178,12 +251,17 @@ impl Claim for Eq8 {
             instances,
             Figure::Curves { x_label: "gamma".into(), y_label: "|residual|".into(), log_x: true, log_y: true, series },
         )?;
-        let slopes: Vec<f64> = report.instances_of("O(gamma^2)").map(|i| i.measured).collect();
+        let slopes: Vec<f64> = report
+            .instances_of("O(gamma^2)")
+            .map(|i| i.measured)
+            .collect();
         if let Some((lo, med, hi)) = crate::stats::min_median_max(&slopes) {
             report.findings.push(format!("Fitted slopes in [{lo:.4}, {hi:.4}], median {med:.4}: the residual is second order with coefficient -g_j^T H_i g_j / 2."));
         }
         let (ok, n) = report.count("second-order term");
-        report.findings.push(format!("The third-order remainder bound held on {ok} of {n} instances."));
+        report.findings.push(format!(
+            "The third-order remainder bound held on {ok} of {n} instances."
+        ));
         Ok(report)
     }
 }

@@ -25,7 +25,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { seed: 20_260_409, quick: false }
+        Self {
+            seed: 20_260_409,
+            quick: false,
+        }
     }
 }
 
@@ -54,7 +57,9 @@ pub fn registry() -> Vec<Box<dyn Claim>> {
 pub fn find(id: &str) -> Result<Box<dyn Claim>> {
     let all = registry();
     let known = all.iter().map(|c| c.id()).collect::<Vec<_>>().join(", ");
-    all.into_iter().find(|c| c.id() == id).ok_or_else(|| Error::UnknownClaim(id.into(), known))
+    all.into_iter()
+        .find(|c| c.id() == id)
+        .ok_or_else(|| Error::UnknownClaim(id.into(), known))
 }
 
 /// Evaluates `job` on every grid point in parallel, keeping the grid's order, and advances the

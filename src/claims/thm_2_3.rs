@@ -21,7 +21,9 @@ use super::{run_grid, stream, Claim, Settings};
 use crate::error::Result;
 use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant};
 use crate::stats::{mean_ci, CI_LEVEL};
-use crate::tasks::{BoxedTask, CurvatureBounds, Family, IsotropicQuadratic, Objective, Task, TaskDistribution};
+use crate::tasks::{
+    BoxedTask, CurvatureBounds, Family, IsotropicQuadratic, Objective, Task, TaskDistribution,
+};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand::Rng;
@@ -68,7 +70,10 @@ impl Sampler {
             Law::Family(f) => f,
             Law::CorrelatedCurvature { lo, .. } => Family::Isotropic { a: lo },
         };
-        Ok(Self { dist: TaskDistribution::new(family, p.d, p.spread)?, law: p.law })
+        Ok(Self {
+            dist: TaskDistribution::new(family, p.d, p.spread)?,
+            law: p.law,
+        })
     }
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<BoxedTask> {
         match self.law {
@@ -76,21 +81,33 @@ impl Sampler {
             Law::CorrelatedCurvature { lo, hi } => {
                 let z = self.dist.displacement(rng);
                 let a = if z[0] > 0.0 { hi } else { lo };
-                Ok(Box::new(IsotropicQuadratic::new(a, &self.dist.center + z, 0.0)?))
+                Ok(Box::new(IsotropicQuadratic::new(
+                    a,
+                    &self.dist.center + z,
+                    0.0,
+                )?))
             }
         }
     }
     fn bounds(&self) -> CurvatureBounds {
         match self.law {
             Law::Family(_) => self.dist.bounds(),
-            Law::CorrelatedCurvature { lo, hi } => CurvatureBounds { lambda_min: lo, lambda_max: hi, rho: 0.0, m3: 0.0 },
+            Law::CorrelatedCurvature { lo, hi } => CurvatureBounds {
+                lambda_min: lo,
+                lambda_max: hi,
+                rho: 0.0,
+                m3: 0.0,
+            },
         }
     }
     /// `E||x_L* - mu||^2` and `mu` when the law fixes them.
     fn exact_moments(&self) -> Option<(f64, DVector<f64>)> {
         match self.law {
             Law::Family(Family::Logistic { .. }) => None,
-            _ => Some((self.dist.dim as f64 * self.dist.spread.powi(2), self.dist.center.clone())),
+            _ => Some((
+                self.dist.dim as f64 * self.dist.spread.powi(2),
+                self.dist.center.clone(),
+            )),
         }
     }
 }
@@ -117,7 +134,9 @@ pub fn check<R: Rng + ?Sized>(p: &Thm23Params, n_draws: usize, rng: &mut R) -> R
     let mut points = Vec::with_capacity(n_draws);
     let mut minima = Vec::new();
     for _ in 0..n_draws {
-        let train = (0..p.k).map(|_| sampler.sample(rng)).collect::<Result<Vec<_>>>()?;
+        let train = (0..p.k)
+            .map(|_| sampler.sample(rng))
+            .collect::<Result<Vec<_>>>()?;
         let x = super::eq4::stationary_point(&train)?;
         let c_train = train.iter().map(|t| t.loss(&x)).sum::<Result<f64>>()? / p.k as f64;
         let downstream = sampler.sample(rng)?;
@@ -129,7 +148,11 @@ pub fn check<R: Rng + ?Sized>(p: &Thm23Params, n_draws: usize, rng: &mut R) -> R
     let (sigma2, mu) = sampler.exact_moments().unwrap_or_else(|| {
         let n = minima.len() as f64;
         let mean = minima.iter().fold(DVector::zeros(p.d), |acc, m| acc + m) / n;
-        let var = minima.iter().map(|m| (m - &mean).norm_squared()).sum::<f64>() / (n - 1.0);
+        let var = minima
+            .iter()
+            .map(|m| (m - &mean).norm_squared())
+            .sum::<f64>()
+            / (n - 1.0);
         (var, mean)
     });
     let b = sampler.bounds();
@@ -174,14 +197,34 @@ impl Claim for Thm23 {
                 Law::Family(f) => super::eq4::family_code(f),
                 Law::CorrelatedCurvature { .. } => 9.0,
             };
-            let mut rng = crate::rng_for(settings.seed, &stream(id, &[code, p.d as f64, p.k as f64, p.spread]));
+            let mut rng = crate::rng_for(
+                settings.seed,
+                &stream(id, &[code, p.d as f64, p.k as f64, p.spread]),
+            );
             let s = check(p, n_draws, &mut rng)?;
-            let prm = [("d", p.d as f64), ("K", p.k as f64), ("spread", p.spread), ("sigma2", s.sigma2)];
+            let prm = [
+                ("d", p.d as f64),
+                ("K", p.k as f64),
+                ("spread", p.spread),
+                ("sigma2", s.sigma2),
+            ];
             let fam = p.law.id();
             let correlated = matches!(p.law, Law::CorrelatedCurvature { .. });
-            let bound_variant = if correlated { "bound, flatness correlated with closeness" } else { "stated bound" };
+            let bound_variant = if correlated {
+                "bound, flatness correlated with closeness"
+            } else {
+                "stated bound"
+            };
             Ok(vec![
-                Instance::new(fam, bound_variant, &prm, s.gap.mean, s.bound, s.gap.lo <= s.bound).with_ci(s.gap.lo, s.gap.hi),
+                Instance::new(
+                    fam,
+                    bound_variant,
+                    &prm,
+                    s.gap.mean,
+                    s.bound,
+                    s.gap.lo <= s.bound,
+                )
+                .with_ci(s.gap.lo, s.gap.hi),
                 Instance::new(
                     fam,
                     "proof step Eq. 31",
@@ -211,13 +254,22 @@ impl Claim for Thm23 {
             Figure::MeasuredVsClaimed,
         )?;
         for fam in laws.iter().map(|l| l.id()) {
-            let r: Vec<f64> = report.instances.iter().filter(|i| i.family == fam && i.variant != "proof step Eq. 31").filter_map(|i| i.ratio).collect();
+            let r: Vec<f64> = report
+                .instances
+                .iter()
+                .filter(|i| i.family == fam && i.variant != "proof step Eq. 31")
+                .filter_map(|i| i.ratio)
+                .collect();
             if let Some((lo, med, hi)) = crate::stats::min_median_max(&r) {
-                report.findings.push(format!("{fam}: gap / bound in [{lo:.4}, {hi:.4}], median {med:.4}."));
+                report.findings.push(format!(
+                    "{fam}: gap / bound in [{lo:.4}, {hi:.4}], median {med:.4}."
+                ));
             }
         }
         let (ok, n) = report.count("proof step Eq. 31");
-        report.findings.push(format!("Proof step Eq. 31 held (CI not above its bound) on {ok} of {n} instances."));
+        report.findings.push(format!(
+            "Proof step Eq. 31 held (CI not above its bound) on {ok} of {n} instances."
+        ));
         Ok(report)
     }
 }

@@ -46,9 +46,14 @@ pub struct Thm31Sides {
 
 /// Evaluates Eq. 7 at `x` for `tasks`.
 pub fn check<T: Task>(tasks: &[T], x: &DVector<f64>) -> Result<Thm31Sides> {
-    ensure(tasks.len() >= 2, "K", || "Thm 3.1 needs at least two tasks".into())?;
+    ensure(tasks.len() >= 2, "K", || {
+        "Thm 3.1 needs at least two tasks".into()
+    })?;
     let k = tasks.len() as f64;
-    let grads = tasks.iter().map(|t| t.gradient(x)).collect::<Result<Vec<_>>>()?;
+    let grads = tasks
+        .iter()
+        .map(|t| t.gradient(x))
+        .collect::<Result<Vec<_>>>()?;
     let mut lambda = f64::INFINITY;
     let mut closeness = 0.0;
     for t in tasks {
@@ -73,7 +78,11 @@ pub fn check<T: Task>(tasks: &[T], x: &DVector<f64>) -> Result<Thm31Sides> {
                 dot_sum -= gi.dot(gj);
                 let denom = gi.norm() * gj.norm();
                 // S_ij is undefined for a zero gradient; 1 - S_ij <= 2 keeps the bound valid.
-                cos_sum += if denom > 0.0 { 1.0 - gi.dot(gj) / denom } else { 2.0 };
+                cos_sum += if denom > 0.0 {
+                    1.0 - gi.dot(gj) / denom
+                } else {
+                    2.0
+                };
             }
         }
     }
@@ -108,7 +117,13 @@ fn grid(quick: bool) -> Vec<Point> {
             for k in [2, 5, 10] {
                 for spread in [0.3, 1.5] {
                     for rep in 0..reps {
-                        g.push(Point { family, d, k, spread, rep });
+                        g.push(Point {
+                            family,
+                            d,
+                            k,
+                            spread,
+                            rep,
+                        });
                     }
                 }
             }
@@ -123,7 +138,13 @@ fn sides(id: &str, seed: u64, p: &Point) -> Result<(Thm31Sides, Thm31Sides)> {
     let code = super::eq4::family_code(p.family);
     // Both claims share one stream per point so they see the same tasks.
     let _ = id;
-    let mut rng = crate::rng_for(seed, &stream("thm-3.1", &[code, p.d as f64, p.k as f64, p.spread, p.rep as f64]));
+    let mut rng = crate::rng_for(
+        seed,
+        &stream(
+            "thm-3.1",
+            &[code, p.d as f64, p.k as f64, p.spread, p.rep as f64],
+        ),
+    );
     let tasks = dist.sample_many(p.k, &mut rng)?;
     let x = super::eq4::stationary_point(&tasks)?;
     let direction = DVector::<f64>::from_fn(p.d, |_, _| StandardNormal.sample(&mut rng));
@@ -132,7 +153,12 @@ fn sides(id: &str, seed: u64, p: &Point) -> Result<(Thm31Sides, Thm31Sides)> {
 }
 
 fn point_params(p: &Point) -> Vec<(&'static str, f64)> {
-    vec![("d", p.d as f64), ("K", p.k as f64), ("spread", p.spread), ("rep", p.rep as f64)]
+    vec![
+        ("d", p.d as f64),
+        ("K", p.k as f64),
+        ("spread", p.spread),
+        ("rep", p.rep as f64),
+    ]
 }
 
 fn settings_json(quick: bool) -> serde_json::Value {
@@ -155,8 +181,22 @@ impl Claim for Thm31Dot {
             let prm = point_params(p);
             let fam = p.family.id();
             Ok(vec![
-                Instance::new(fam, "stated (stationary point)", &prm, at.closeness, at.dot_bound, le(at.closeness, at.dot_bound)),
-                Instance::new(fam, "non-stationary point", &prm, off.closeness, off.dot_bound, le(off.closeness, off.dot_bound)),
+                Instance::new(
+                    fam,
+                    "stated (stationary point)",
+                    &prm,
+                    at.closeness,
+                    at.dot_bound,
+                    le(at.closeness, at.dot_bound),
+                ),
+                Instance::new(
+                    fam,
+                    "non-stationary point",
+                    &prm,
+                    off.closeness,
+                    off.dot_bound,
+                    le(off.closeness, off.dot_bound),
+                ),
             ])
         })?;
         let mut report = ClaimReport::assemble(
@@ -177,7 +217,8 @@ impl Claim for Thm31Dot {
         let iso: Vec<f64> = report
             .instances_of("stated (stationary point)")
             .filter(|i| i.family == "isotropic")
-            .filter_map(|i| i.ratio).map(|r| (r - 1.0).abs())
+            .filter_map(|i| i.ratio)
+            .map(|r| (r - 1.0).abs())
             .collect();
         if let Some((_, _, worst)) = crate::stats::min_median_max(&iso) {
             report.findings.push(format!("Isotropic tasks of equal curvature make the first inequality an equality: |ratio - 1| <= {worst:.2e}."));
@@ -201,7 +242,14 @@ impl Claim for Thm31Cos {
         let instances = run_grid(&points, progress, |p| {
             let (at, _) = sides(self.id(), settings.seed, p)?;
             let prm = point_params(p);
-            Ok(vec![Instance::new(p.family.id(), "stated (stationary point)", &prm, at.dot_bound, at.cos_bound, le(at.dot_bound, at.cos_bound))])
+            Ok(vec![Instance::new(
+                p.family.id(),
+                "stated (stationary point)",
+                &prm,
+                at.dot_bound,
+                at.cos_bound,
+                le(at.dot_bound, at.cos_bound),
+            )])
         })?;
         let mut report = ClaimReport::assemble(
             self.id(),
@@ -215,7 +263,12 @@ impl Claim for Thm31Cos {
             instances,
             Figure::MeasuredVsClaimed,
         )?;
-        let k2: Vec<f64> = report.instances.iter().filter(|i| i.params["K"] == 2.0).filter_map(|i| i.ratio).collect();
+        let k2: Vec<f64> = report
+            .instances
+            .iter()
+            .filter(|i| i.params["K"] == 2.0)
+            .filter_map(|i| i.ratio)
+            .collect();
         if let Some((lo, _, hi)) = crate::stats::min_median_max(&k2) {
             report.findings.push(format!(
                 "The second inequality is never tight: its slack per pair is at least ||g_i|| ||g_j||. With K = 2 stationarity forces g_1 = -g_2, so the ratio is exactly 1/2 (measured [{lo:.6}, {hi:.6}])."

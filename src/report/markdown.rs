@@ -16,11 +16,16 @@ fn fmt_num(x: f64) -> String {
 }
 
 fn params_text(params: &std::collections::BTreeMap<String, f64>) -> String {
-    params.iter().map(|(k, v)| format!("{k} = {}", fmt_num(*v))).collect::<Vec<_>>().join(", ")
+    params
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", fmt_num(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// The verdict table alone (also placed in the README).
-pub fn verdict_table(reports: &[ClaimReport]) -> String {
+/// The verdict table alone. `prefix` is the path from the reader to the figures folder:
+/// `""` inside `figures/REPORT.md`, `"figures/"` in the README.
+pub fn verdict_table(reports: &[ClaimReport], prefix: &str) -> String {
     let mut s = String::new();
     s.push_str("| claim | paper | verdict | deciding reading | families | measured / claimed (min / median / max) | instances | figure |\n");
     s.push_str("|---|---|---|---|---|---|---|---|\n");
@@ -28,12 +33,20 @@ pub fn verdict_table(reports: &[ClaimReport]) -> String {
         let (ok, n) = r.count(&r.deciding_variant);
         let tight = r
             .tightness
-            .map(|t| format!("{} / {} / {}", fmt_num(t.min), fmt_num(t.median), fmt_num(t.max)))
+            .map(|t| {
+                format!(
+                    "{} / {} / {}",
+                    fmt_num(t.min),
+                    fmt_num(t.median),
+                    fmt_num(t.max)
+                )
+            })
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "| [{id}](#{id}) | {refr} | **{verdict}** | {reading} | {fam} | {tight} | {ok}/{n} | [png](figures/{id}.png) |",
+            "| [{id}]({anchor}#{id}) | {refr} | **{verdict}** | {reading} | {fam} | {tight} | {ok}/{n} | [png]({prefix}{id}.png) |",
             id = r.id,
+            anchor = if prefix.is_empty() { String::new() } else { format!("{prefix}REPORT.md") },
             refr = r.reference,
             verdict = r.verdict.label(),
             reading = r.deciding_variant,
@@ -56,8 +69,7 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path, seed: u64, quick: bool
         seed
     );
     s.push_str("A claim **holds** when the paper's statement holds on every instance measured; it **holds under a condition** when the statement fails somewhere but the named reading (a condition or corrected form) holds on every instance; it **fails** otherwise. The ratio column is measured side / claimed side over the deciding reading's instances (for order claims: fitted slope / claimed order).\n\n");
-    // Links in the table point into figures/ from the README; here the figures sit beside us.
-    s.push_str(&verdict_table(reports).replace("](figures/", "]("));
+    s.push_str(&verdict_table(reports, ""));
     for r in reports {
         let _ = writeln!(s, "\n## {}\n", r.id);
         let _ = writeln!(s, "**Paper:** {}. **Kind:** {:?}.\n", r.reference, r.kind);
@@ -77,7 +89,11 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path, seed: u64, quick: bool
                 Role::Condition => "condition",
                 Role::Info => "informative",
             };
-            let _ = writeln!(s, "| `{}` | {} | {}/{} | {} |", v.name, role, ok, n, v.description);
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {}/{} | {} |",
+                v.name, role, ok, n, v.description
+            );
         }
         if !r.findings.is_empty() {
             s.push_str("\n**Findings.**\n\n");

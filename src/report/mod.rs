@@ -59,7 +59,11 @@ pub struct Variant {
 impl Variant {
     /// A reading with the given role.
     pub fn new(name: &str, description: &str, role: Role) -> Self {
-        Self { name: name.into(), description: description.into(), role }
+        Self {
+            name: name.into(),
+            description: description.into(),
+            role,
+        }
     }
 }
 
@@ -86,7 +90,14 @@ pub struct Instance {
 
 impl Instance {
     /// An instance; `ratio` is computed.
-    pub fn new(family: &str, variant: &str, params: &[(&str, f64)], measured: f64, claimed: f64, holds: bool) -> Self {
+    pub fn new(
+        family: &str,
+        variant: &str,
+        params: &[(&str, f64)],
+        measured: f64,
+        claimed: f64,
+        holds: bool,
+    ) -> Self {
         Self {
             family: family.into(),
             variant: variant.into(),
@@ -105,7 +116,10 @@ impl Instance {
     }
     /// Size used to pick the smallest counterexample: the product of `d` and `K` when present.
     pub fn size(&self) -> f64 {
-        ["d", "K"].iter().map(|k| self.params.get(*k).copied().unwrap_or(1.0)).product()
+        ["d", "K"]
+            .iter()
+            .map(|k| self.params.get(*k).copied().unwrap_or(1.0))
+            .product()
     }
 }
 
@@ -161,7 +175,13 @@ pub enum Figure {
     /// Measured against claimed for every instance, log-log, with `y = x`.
     MeasuredVsClaimed,
     /// Curves (for example residual against gamma) with optional guides.
-    Curves { x_label: String, y_label: String, log_x: bool, log_y: bool, series: Vec<Series> },
+    Curves {
+        x_label: String,
+        y_label: String,
+        log_x: bool,
+        log_y: bool,
+        series: Vec<Series>,
+    },
 }
 
 /// Everything one claim's evaluation produced: written to `figures/reports/<id>.json`.
@@ -226,20 +246,31 @@ impl ClaimReport {
         let statement_variant = variants
             .iter()
             .find(|v| v.role == Role::Statement)
-            .ok_or_else(|| Error::InvalidArgument { name: "variants", reason: format!("{id} has no statement reading") })?;
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "variants",
+                reason: format!("{id} has no statement reading"),
+            })?;
         let (verdict, deciding) = if holds_everywhere(&statement_variant.name) {
             (Verdict::Holds, statement_variant.name.clone())
-        } else if let Some(v) = variants.iter().find(|v| v.role == Role::Condition && holds_everywhere(&v.name)) {
+        } else if let Some(v) = variants
+            .iter()
+            .find(|v| v.role == Role::Condition && holds_everywhere(&v.name))
+        {
             (Verdict::HoldsUnder, v.name.clone())
         } else {
             (Verdict::Fails, statement_variant.name.clone())
         };
-        let deciding_instances: Vec<&Instance> = instances.iter().filter(|i| i.variant == deciding).collect();
-        let mut families: Vec<String> = deciding_instances.iter().map(|i| i.family.clone()).collect();
+        let deciding_instances: Vec<&Instance> =
+            instances.iter().filter(|i| i.variant == deciding).collect();
+        let mut families: Vec<String> = deciding_instances
+            .iter()
+            .map(|i| i.family.clone())
+            .collect();
         families.sort();
         families.dedup();
         let ratios: Vec<f64> = deciding_instances.iter().filter_map(|i| i.ratio).collect();
-        let tightness = min_median_max(&ratios).map(|(min, median, max)| Tightness { min, median, max });
+        let tightness =
+            min_median_max(&ratios).map(|(min, median, max)| Tightness { min, median, max });
         let counterexample = instances
             .iter()
             .filter(|i| i.variant == statement_variant.name && !i.holds)
@@ -268,7 +299,11 @@ impl ClaimReport {
 
     /// The deciding reading's description.
     pub fn deciding_description(&self) -> &str {
-        self.variants.iter().find(|v| v.name == self.deciding_variant).map(|v| v.description.as_str()).unwrap_or("")
+        self.variants
+            .iter()
+            .find(|v| v.name == self.deciding_variant)
+            .map(|v| v.description.as_str())
+            .unwrap_or("")
     }
 
     /// Instances of one reading.
@@ -285,12 +320,21 @@ impl ClaimReport {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e| Error::Io { path: path.display().to_string(), source: e };
+    let io = |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::Io { path: tmp.display().to_string(), source: e })?;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::Io {
+        path: tmp.display().to_string(),
+        source: e,
+    })?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 

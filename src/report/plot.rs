@@ -21,34 +21,57 @@ fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Plot(e.to_string())
 }
 
-const PALETTE: [RGBColor; 6] =
-    [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14), RGBColor(23, 190, 207)];
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
 
 /// Draws the report's figure to `path` (PNG), atomically.
 pub fn draw_figure(report: &ClaimReport, path: &Path) -> Result<()> {
     register_fonts();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
     }
     // The encoder picks the format from the extension, so the temporary name keeps `.png`.
     let tmp = path.with_extension("tmp.png");
     let title = format!("{}: {}", report.id, report.verdict.label());
     match &report.figure {
         Figure::MeasuredVsClaimed => draw_ratios(report, &tmp, &title)?,
-        Figure::Curves { x_label, y_label, series, .. } => draw_curves(series, x_label, y_label, &tmp, &title)?,
+        Figure::Curves {
+            x_label,
+            y_label,
+            series,
+            ..
+        } => draw_curves(series, x_label, y_label, &tmp, &title)?,
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
 }
 
 fn bounds(values: impl Iterator<Item = f64>, positive: bool) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && (!positive || *v > 0.0))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return (1e-3, 1.0);
     }
     if positive {
-        let (lo, hi) = if lo == hi { (lo / 2.0, hi * 2.0) } else { (lo, hi) };
+        let (lo, hi) = if lo == hi {
+            (lo / 2.0, hi * 2.0)
+        } else {
+            (lo, hi)
+        };
         (lo / 1.5, hi * 1.5)
     } else {
         let pad = ((hi - lo) * 0.08).max(0.05);
@@ -60,7 +83,11 @@ fn bounds(values: impl Iterator<Item = f64>, positive: bool) -> (f64, f64) {
 fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let pts: Vec<(f64, f64)> = report.instances.iter().filter_map(|i| Some((i.claimed, i.ratio?))).collect();
+    let pts: Vec<(f64, f64)> = report
+        .instances
+        .iter()
+        .filter_map(|i| Some((i.claimed, i.ratio?)))
+        .collect();
     let (xlo, xhi) = bounds(pts.iter().map(|p| p.0), true);
     let (ylo, yhi) = bounds(pts.iter().map(|p| p.1).chain([1.0, 0.0]), false);
     let mut chart = ChartBuilder::on(&root)
@@ -78,7 +105,12 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
         .draw()
         .map_err(plot_err)?;
     chart
-        .draw_series(DashedLineSeries::new([(xlo, 1.0), (xhi, 1.0)], 8, 5, BLACK.stroke_width(2)))
+        .draw_series(DashedLineSeries::new(
+            [(xlo, 1.0), (xhi, 1.0)],
+            8,
+            5,
+            BLACK.stroke_width(2),
+        ))
         .map_err(plot_err)?
         .label("measured = claimed")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
@@ -98,7 +130,10 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
             Role::Info => "info",
         };
         chart
-            .draw_series(data.iter().map(|&(x, y)| Circle::new((x, y), 4, color.mix(0.75).filled())))
+            .draw_series(
+                data.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 4, color.mix(0.75).filled())),
+            )
             .map_err(plot_err)?
             .label(format!("{} ({role})", variant.name))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
@@ -115,11 +150,23 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
 }
 
 /// Log-log curves with dashed guides.
-fn draw_curves(series: &[Series], x_label: &str, y_label: &str, path: &Path, title: &str) -> Result<()> {
+fn draw_curves(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    path: &Path,
+    title: &str,
+) -> Result<()> {
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let (xlo, xhi) = bounds(series.iter().flat_map(|s| s.x.iter().copied()), true);
-    let (ylo, yhi) = bounds(series.iter().filter(|s| !s.guide).flat_map(|s| s.y.iter().map(|y| y.abs())), true);
+    let (ylo, yhi) = bounds(
+        series
+            .iter()
+            .filter(|s| !s.guide)
+            .flat_map(|s| s.y.iter().map(|y| y.abs())),
+        true,
+    );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
         .margin(16)
@@ -138,19 +185,23 @@ fn draw_curves(series: &[Series], x_label: &str, y_label: &str, path: &Path, tit
         .map_err(plot_err)?;
     let mut data_index = 0;
     for s in series {
-        let pts: Vec<(f64, f64)> = s
-            .x
-            .iter()
-            .zip(&s.y)
-            .map(|(&x, &y)| (x, y.abs()))
-            .filter(|&(x, y)| x > 0.0 && y >= ylo && y <= yhi)
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            s.x.iter()
+                .zip(&s.y)
+                .map(|(&x, &y)| (x, y.abs()))
+                .filter(|&(x, y)| x > 0.0 && y >= ylo && y <= yhi)
+                .collect();
         if pts.is_empty() {
             continue;
         }
         if s.guide {
             chart
-                .draw_series(DashedLineSeries::new(pts, 6, 5, BLACK.mix(0.6).stroke_width(1)))
+                .draw_series(DashedLineSeries::new(
+                    pts,
+                    6,
+                    5,
+                    BLACK.mix(0.6).stroke_width(1),
+                ))
                 .map_err(plot_err)?
                 .label(s.label.clone())
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.6)));
@@ -161,8 +212,12 @@ fn draw_curves(series: &[Series], x_label: &str, y_label: &str, path: &Path, tit
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(plot_err)?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(plot_err)?;
         }
     }
     chart

@@ -24,24 +24,50 @@ impl LogisticRegression {
     /// Builds the task from `n x d` features and `+-1` labels, and solves for its minimizer.
     pub fn new(features: DMatrix<f64>, labels: DVector<f64>, reg: f64) -> Result<Self> {
         let (n, d) = features.shape();
-        ensure(n > 0 && d > 0, "features", || "need at least one sample and one feature".into())?;
-        ensure(labels.len() == n, "labels", || format!("expected {n} labels, got {}", labels.len()))?;
-        ensure(labels.iter().all(|&y| y == 1.0 || y == -1.0), "labels", || "labels must be +1 or -1".into())?;
-        ensure(reg > 0.0 && reg.is_finite(), "reg", || format!("must be positive for strong convexity, got {reg}"))?;
-        ensure(features.iter().all(|v| v.is_finite()), "features", || "non-finite entry".into())?;
+        ensure(n > 0 && d > 0, "features", || {
+            "need at least one sample and one feature".into()
+        })?;
+        ensure(labels.len() == n, "labels", || {
+            format!("expected {n} labels, got {}", labels.len())
+        })?;
+        ensure(
+            labels.iter().all(|&y| y == 1.0 || y == -1.0),
+            "labels",
+            || "labels must be +1 or -1".into(),
+        )?;
+        ensure(reg > 0.0 && reg.is_finite(), "reg", || {
+            format!("must be positive for strong convexity, got {reg}")
+        })?;
+        ensure(features.iter().all(|v| v.is_finite()), "features", || {
+            "non-finite entry".into()
+        })?;
         let gram = features.transpose() * &features / n as f64;
         let (_, gram_max) = super::symmetric_extremes(&gram);
         let radius = features.row_iter().map(|r| r.norm()).fold(0.0, f64::max);
         let third = radius * gram_max * LOGISTIC_THIRD_MAX;
-        let bounds = CurvatureBounds { lambda_min: reg, lambda_max: reg + gram_max / 4.0, rho: third, m3: third };
-        let mut task = Self { features, labels, reg, minimizer: DVector::zeros(d), bounds };
+        let bounds = CurvatureBounds {
+            lambda_min: reg,
+            lambda_max: reg + gram_max / 4.0,
+            rho: third,
+            m3: third,
+        };
+        let mut task = Self {
+            features,
+            labels,
+            reg,
+            minimizer: DVector::zeros(d),
+            bounds,
+        };
         task.minimizer = super::minimize_average(std::slice::from_ref(&task), &DVector::zeros(d))?;
         Ok(task)
     }
 
     fn margins(&self, w: &DVector<f64>) -> Result<DVector<f64>> {
         if w.len() != self.features.ncols() {
-            return Err(Error::DimensionMismatch { expected: self.features.ncols(), got: w.len() });
+            return Err(Error::DimensionMismatch {
+                expected: self.features.ncols(),
+                got: w.len(),
+            });
         }
         Ok((&self.features * w).component_mul(&self.labels))
     }
@@ -54,12 +80,18 @@ impl Objective for LogisticRegression {
     type Param = DVector<f64>;
     fn loss(&self, w: &DVector<f64>) -> Result<f64> {
         let m = self.margins(w)?;
-        Ok(m.iter().map(|&mi| softplus(-mi)).sum::<f64>() / self.n() + 0.5 * self.reg * w.norm_squared())
+        Ok(m.iter().map(|&mi| softplus(-mi)).sum::<f64>() / self.n()
+            + 0.5 * self.reg * w.norm_squared())
     }
     fn gradient(&self, w: &DVector<f64>) -> Result<DVector<f64>> {
         let m = self.margins(w)?;
         // d/dw softplus(-m_i) = -s(-m_i) y_i x_i
-        let coef = DVector::from_iterator(m.len(), m.iter().zip(self.labels.iter()).map(|(&mi, &y)| -sigmoid(-mi) * y));
+        let coef = DVector::from_iterator(
+            m.len(),
+            m.iter()
+                .zip(self.labels.iter())
+                .map(|(&mi, &y)| -sigmoid(-mi) * y),
+        );
         Ok(self.features.transpose() * coef / self.n() + w * self.reg)
     }
 }
@@ -70,7 +102,10 @@ impl Task for LogisticRegression {
     }
     fn hessian(&self, w: &DVector<f64>) -> Result<DMatrix<f64>> {
         let m = self.margins(w)?;
-        let weights = DVector::from_iterator(m.len(), m.iter().map(|&mi| sigmoid(mi) * (1.0 - sigmoid(mi))));
+        let weights = DVector::from_iterator(
+            m.len(),
+            m.iter().map(|&mi| sigmoid(mi) * (1.0 - sigmoid(mi))),
+        );
         let mut weighted = self.features.clone();
         for (mut row, wt) in weighted.row_iter_mut().zip(weights.iter()) {
             row *= *wt;
@@ -81,10 +116,20 @@ impl Task for LogisticRegression {
     fn hessian_vector(&self, w: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
         let m = self.margins(w)?;
         let xv = &self.features * v;
-        let coef = DVector::from_iterator(m.len(), m.iter().zip(xv.iter()).map(|(&mi, &p)| sigmoid(mi) * (1.0 - sigmoid(mi)) * p));
+        let coef = DVector::from_iterator(
+            m.len(),
+            m.iter()
+                .zip(xv.iter())
+                .map(|(&mi, &p)| sigmoid(mi) * (1.0 - sigmoid(mi)) * p),
+        );
         Ok(self.features.transpose() * coef / self.n() + v * self.reg)
     }
-    fn third_contract(&self, w: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+    fn third_contract(
+        &self,
+        w: &DVector<f64>,
+        u: &DVector<f64>,
+        v: &DVector<f64>,
+    ) -> Result<DVector<f64>> {
         // D^3 L[u, v, .] = (1/n) sum_i l'''(m_i) y_i^3 (x_i.u)(x_i.v) x_i, with l'''(m) = s(1-s)(1-2s)
         // evaluated at s = s(m): d/dm [s(m)(1 - s(m))] and y^3 = y.
         let m = self.margins(w)?;

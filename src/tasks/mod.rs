@@ -69,7 +69,12 @@ pub trait Task: Objective<Param = DVector<f64>> + Send + Sync {
         Ok(self.hessian(x)? * v)
     }
     /// The third-derivative contraction `D^3 L(x)[u, v, .]`, a vector.
-    fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>>;
+    fn third_contract(
+        &self,
+        x: &DVector<f64>,
+        u: &DVector<f64>,
+        v: &DVector<f64>,
+    ) -> Result<DVector<f64>>;
     /// The unique minimizer (closed form, or solved to float64 precision at construction).
     fn minimizer(&self) -> &DVector<f64>;
     /// The global curvature constants of this task.
@@ -93,7 +98,11 @@ impl TaskConstants {
     /// For a strongly convex task, `grad L(x) = A (x - x*)` with `A = int_0^1 H(x* + t(x - x*)) dt`,
     /// whose spectrum lies in `[lambda_min, lambda_max]`, so
     /// `lambda_min ||x - x*|| <= ||grad L(x)|| <= lambda_max ||x - x*||`.
-    pub fn over_ball<T: Task + ?Sized>(task: &T, center: &DVector<f64>, radius: f64) -> TaskConstants {
+    pub fn over_ball<T: Task + ?Sized>(
+        task: &T,
+        center: &DVector<f64>,
+        radius: f64,
+    ) -> TaskConstants {
         let curvature = task.curvature();
         let dist = (center - task.minimizer()).norm();
         TaskConstants {
@@ -147,7 +156,12 @@ impl<T: Task + ?Sized> Task for Box<T> {
     fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
         (**self).hessian_vector(x, v)
     }
-    fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+    fn third_contract(
+        &self,
+        x: &DVector<f64>,
+        u: &DVector<f64>,
+        v: &DVector<f64>,
+    ) -> Result<DVector<f64>> {
         (**self).third_contract(x, u, v)
     }
     fn minimizer(&self) -> &DVector<f64> {

@@ -11,7 +11,10 @@ fn check_dim(expected: usize, x: &DVector<f64>) -> Result<()> {
     if x.len() == expected {
         Ok(())
     } else {
-        Err(Error::DimensionMismatch { expected, got: x.len() })
+        Err(Error::DimensionMismatch {
+            expected,
+            got: x.len(),
+        })
     }
 }
 
@@ -26,8 +29,12 @@ pub struct IsotropicQuadratic {
 impl IsotropicQuadratic {
     /// A basin of curvature `a > 0` centred at `center`, with depth `offset`.
     pub fn new(a: f64, center: DVector<f64>, offset: f64) -> Result<Self> {
-        ensure(a > 0.0 && a.is_finite(), "a", || format!("curvature must be positive and finite, got {a}"))?;
-        ensure(center.iter().all(|v| v.is_finite()), "center", || "non-finite entry".into())?;
+        ensure(a > 0.0 && a.is_finite(), "a", || {
+            format!("curvature must be positive and finite, got {a}")
+        })?;
+        ensure(center.iter().all(|v| v.is_finite()), "center", || {
+            "non-finite entry".into()
+        })?;
         Ok(Self { a, center, offset })
     }
     /// The curvature `a`.
@@ -60,7 +67,12 @@ impl Task for IsotropicQuadratic {
         check_dim(self.center.len(), x)?;
         Ok(v * self.a)
     }
-    fn third_contract(&self, x: &DVector<f64>, _u: &DVector<f64>, _v: &DVector<f64>) -> Result<DVector<f64>> {
+    fn third_contract(
+        &self,
+        x: &DVector<f64>,
+        _u: &DVector<f64>,
+        _v: &DVector<f64>,
+    ) -> Result<DVector<f64>> {
         check_dim(self.center.len(), x)?;
         Ok(DVector::zeros(x.len()))
     }
@@ -68,7 +80,12 @@ impl Task for IsotropicQuadratic {
         &self.center
     }
     fn curvature(&self) -> CurvatureBounds {
-        CurvatureBounds { lambda_min: self.a, lambda_max: self.a, rho: 0.0, m3: 0.0 }
+        CurvatureBounds {
+            lambda_min: self.a,
+            lambda_max: self.a,
+            rho: 0.0,
+            m3: 0.0,
+        }
     }
 }
 
@@ -85,17 +102,32 @@ impl Quadratic {
     /// Builds the task; the curvature bounds are the extreme eigenvalues of `hessian`.
     pub fn new(hessian: DMatrix<f64>, center: DVector<f64>, offset: f64) -> Result<Self> {
         let d = center.len();
-        ensure(hessian.nrows() == d && hessian.ncols() == d, "hessian", || {
-            format!("expected {d}x{d}, got {}x{}", hessian.nrows(), hessian.ncols())
-        })?;
+        ensure(
+            hessian.nrows() == d && hessian.ncols() == d,
+            "hessian",
+            || {
+                format!(
+                    "expected {d}x{d}, got {}x{}",
+                    hessian.nrows(),
+                    hessian.ncols()
+                )
+            },
+        )?;
         let sym = (&hessian + hessian.transpose()) * 0.5;
         let (lo, hi) = super::symmetric_extremes(&sym);
-        ensure(lo > 0.0, "hessian", || format!("must be positive definite, smallest eigenvalue {lo}"))?;
+        ensure(lo > 0.0, "hessian", || {
+            format!("must be positive definite, smallest eigenvalue {lo}")
+        })?;
         Ok(Self {
             hessian: sym,
             center,
             offset,
-            bounds: CurvatureBounds { lambda_min: lo, lambda_max: hi, rho: 0.0, m3: 0.0 },
+            bounds: CurvatureBounds {
+                lambda_min: lo,
+                lambda_max: hi,
+                rho: 0.0,
+                m3: 0.0,
+            },
         })
     }
 }
@@ -121,7 +153,12 @@ impl Task for Quadratic {
         check_dim(self.center.len(), x)?;
         Ok(self.hessian.clone())
     }
-    fn third_contract(&self, x: &DVector<f64>, _u: &DVector<f64>, _v: &DVector<f64>) -> Result<DVector<f64>> {
+    fn third_contract(
+        &self,
+        x: &DVector<f64>,
+        _u: &DVector<f64>,
+        _v: &DVector<f64>,
+    ) -> Result<DVector<f64>> {
         check_dim(self.center.len(), x)?;
         Ok(DVector::zeros(x.len()))
     }
@@ -149,8 +186,15 @@ pub fn random_orthogonal<R: Rng + ?Sized>(d: usize, rng: &mut R) -> DMatrix<f64>
 
 /// A random SPD matrix `Q diag(s) Q^T` whose spectrum contains both `mu` and `l` (for d >= 2)
 /// and otherwise log-uniform values in between. For d = 1 the eigenvalue is log-uniform.
-pub fn spd_with_spectrum<R: Rng + ?Sized>(d: usize, mu: f64, l: f64, rng: &mut R) -> Result<DMatrix<f64>> {
-    ensure(mu > 0.0 && l >= mu && l.is_finite(), "spectrum", || format!("need 0 < mu <= L, got [{mu}, {l}]"))?;
+pub fn spd_with_spectrum<R: Rng + ?Sized>(
+    d: usize,
+    mu: f64,
+    l: f64,
+    rng: &mut R,
+) -> Result<DMatrix<f64>> {
+    ensure(mu > 0.0 && l >= mu && l.is_finite(), "spectrum", || {
+        format!("need 0 < mu <= L, got [{mu}, {l}]")
+    })?;
     let q = random_orthogonal(d, rng);
     let log_uniform = |rng: &mut R| -> f64 {
         let u: f64 = rand::RngExt::random(rng);

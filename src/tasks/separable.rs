@@ -36,22 +36,38 @@ impl SoftplusSeparable {
         depth: f64,
     ) -> Result<Self> {
         let d = center.len();
-        ensure(offsets.len() == d, "offsets", || format!("expected {d} entries, got {}", offsets.len()))?;
-        ensure(lambda_min > 0.0 && lambda_max >= lambda_min && lambda_max.is_finite(), "curvature", || {
-            format!("need 0 < lambda_min <= lambda_max, got [{lambda_min}, {lambda_max}]")
+        ensure(offsets.len() == d, "offsets", || {
+            format!("expected {d} entries, got {}", offsets.len())
         })?;
+        ensure(
+            lambda_min > 0.0 && lambda_max >= lambda_min && lambda_max.is_finite(),
+            "curvature",
+            || format!("need 0 < lambda_min <= lambda_max, got [{lambda_min}, {lambda_max}]"),
+        )?;
         if let Some(q) = &rotation {
             let err = (q.transpose() * q - DMatrix::identity(d, d)).norm();
-            ensure(q.nrows() == d && q.ncols() == d && err < 1e-10, "rotation", || {
-                format!("must be a {d}x{d} orthogonal matrix (||Q^T Q - I|| = {err:e})")
-            })?;
+            ensure(
+                q.nrows() == d && q.ncols() == d && err < 1e-10,
+                "rotation",
+                || format!("must be a {d}x{d} orthogonal matrix (||Q^T Q - I|| = {err:e})"),
+            )?;
         }
-        Ok(Self { center, offsets, rotation, lambda_min, lambda_max, depth })
+        Ok(Self {
+            center,
+            offsets,
+            rotation,
+            lambda_min,
+            lambda_max,
+            depth,
+        })
     }
 
     fn to_local(&self, x: &DVector<f64>) -> Result<DVector<f64>> {
         if x.len() != self.center.len() {
-            return Err(Error::DimensionMismatch { expected: self.center.len(), got: x.len() });
+            return Err(Error::DimensionMismatch {
+                expected: self.center.len(),
+                got: x.len(),
+            });
         }
         let dx = x - &self.center;
         Ok(match &self.rotation {
@@ -59,7 +75,7 @@ impl SoftplusSeparable {
             None => dx,
         })
     }
-    fn from_local(&self, v: DVector<f64>) -> DVector<f64> {
+    fn to_global(&self, v: DVector<f64>) -> DVector<f64> {
         match &self.rotation {
             Some(q) => q.transpose() * v,
             None => v,
@@ -76,7 +92,8 @@ impl SoftplusSeparable {
     }
     fn phi(&self, i: usize, z: f64) -> f64 {
         let b = self.offsets[i];
-        0.5 * self.lambda_min * z * z + self.excess() * (softplus(z + b) - softplus(b) - sigmoid(b) * z)
+        0.5 * self.lambda_min * z * z
+            + self.excess() * (softplus(z + b) - softplus(b) - sigmoid(b) * z)
     }
     fn dphi(&self, i: usize, z: f64) -> f64 {
         let b = self.offsets[i];
@@ -96,12 +113,19 @@ impl Objective for SoftplusSeparable {
     type Param = DVector<f64>;
     fn loss(&self, x: &DVector<f64>) -> Result<f64> {
         let z = self.to_local(x)?;
-        Ok(z.iter().enumerate().map(|(i, &zi)| self.phi(i, zi)).sum::<f64>() + self.depth)
+        Ok(z.iter()
+            .enumerate()
+            .map(|(i, &zi)| self.phi(i, zi))
+            .sum::<f64>()
+            + self.depth)
     }
     fn gradient(&self, x: &DVector<f64>) -> Result<DVector<f64>> {
         let z = self.to_local(x)?;
-        let local = DVector::from_iterator(z.len(), z.iter().enumerate().map(|(i, &zi)| self.dphi(i, zi)));
-        Ok(self.from_local(local))
+        let local = DVector::from_iterator(
+            z.len(),
+            z.iter().enumerate().map(|(i, &zi)| self.dphi(i, zi)),
+        );
+        Ok(self.to_global(local))
     }
 }
 
@@ -111,7 +135,10 @@ impl Task for SoftplusSeparable {
     }
     fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
         let z = self.to_local(x)?;
-        let diag = DVector::from_iterator(z.len(), z.iter().enumerate().map(|(i, &zi)| self.d2phi(i, zi)));
+        let diag = DVector::from_iterator(
+            z.len(),
+            z.iter().enumerate().map(|(i, &zi)| self.d2phi(i, zi)),
+        );
         let dm = DMatrix::from_diagonal(&diag);
         Ok(match &self.rotation {
             Some(q) => q.transpose() * dm * q,
@@ -121,21 +148,40 @@ impl Task for SoftplusSeparable {
     fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
         let z = self.to_local(x)?;
         let qv = self.rotate(v);
-        let local = DVector::from_iterator(z.len(), z.iter().enumerate().map(|(i, &zi)| self.d2phi(i, zi) * qv[i]));
-        Ok(self.from_local(local))
+        let local = DVector::from_iterator(
+            z.len(),
+            z.iter()
+                .enumerate()
+                .map(|(i, &zi)| self.d2phi(i, zi) * qv[i]),
+        );
+        Ok(self.to_global(local))
     }
-    fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+    fn third_contract(
+        &self,
+        x: &DVector<f64>,
+        u: &DVector<f64>,
+        v: &DVector<f64>,
+    ) -> Result<DVector<f64>> {
         let z = self.to_local(x)?;
         let (qu, qv) = (self.rotate(u), self.rotate(v));
-        let local =
-            DVector::from_iterator(z.len(), z.iter().enumerate().map(|(i, &zi)| self.d3phi(i, zi) * qu[i] * qv[i]));
-        Ok(self.from_local(local))
+        let local = DVector::from_iterator(
+            z.len(),
+            z.iter()
+                .enumerate()
+                .map(|(i, &zi)| self.d3phi(i, zi) * qu[i] * qv[i]),
+        );
+        Ok(self.to_global(local))
     }
     fn minimizer(&self) -> &DVector<f64> {
         &self.center
     }
     fn curvature(&self) -> CurvatureBounds {
         let third = self.excess() * LOGISTIC_THIRD_MAX;
-        CurvatureBounds { lambda_min: self.lambda_min, lambda_max: self.lambda_max, rho: third, m3: third }
+        CurvatureBounds {
+            lambda_min: self.lambda_min,
+            lambda_max: self.lambda_max,
+            rho: third,
+            m3: third,
+        }
     }
 }

@@ -7,8 +7,16 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 /// Smallest and largest eigenvalue of a symmetric matrix.
 pub fn symmetric_extremes(m: &DMatrix<f64>) -> (f64, f64) {
     let eig = SymmetricEigen::new(m.clone());
-    let lo = eig.eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = eig.eigenvalues.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lo = eig
+        .eigenvalues
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let hi = eig
+        .eigenvalues
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     (lo, hi)
 }
 
@@ -26,7 +34,11 @@ pub fn minimize_average<T: Task>(tasks: &[T], x0: &DVector<f64>) -> Result<DVect
     const MAX_ITERS: usize = 200;
     let k = tasks.len() as f64;
     let value = |x: &DVector<f64>| -> Result<f64> {
-        tasks.iter().map(|t| t.loss(x)).sum::<Result<f64>>().map(|s| s / k)
+        tasks
+            .iter()
+            .map(|t| t.loss(x))
+            .sum::<Result<f64>>()
+            .map(|s| s / k)
     };
     let grad = |x: &DVector<f64>| -> Result<DVector<f64>> {
         let mut g = DVector::zeros(x.len());
@@ -48,7 +60,12 @@ pub fn minimize_average<T: Task>(tasks: &[T], x0: &DVector<f64>) -> Result<DVect
             h += t.hessian(&x)?;
         }
         h /= k;
-        let step = h.cholesky().ok_or(Error::NonFinite("Newton system (Hessian not positive definite)"))?.solve(&g);
+        let step = h
+            .cholesky()
+            .ok_or(Error::NonFinite(
+                "Newton system (Hessian not positive definite)",
+            ))?
+            .solve(&g);
         // Armijo backtracking keeps the iteration globally convergent on non-quadratic tasks.
         // Near the solution the decrease in f drowns in rounding, so a full step that halves the
         // gradient norm is accepted too (Newton's local quadratic convergence).
@@ -80,5 +97,9 @@ pub fn minimize_average<T: Task>(tasks: &[T], x0: &DVector<f64>) -> Result<DVect
     if g.norm() <= tol {
         return Ok(x);
     }
-    Err(Error::NoConvergence { solver: "Newton", iterations: MAX_ITERS, residual: g.norm() })
+    Err(Error::NoConvergence {
+        solver: "Newton",
+        iterations: MAX_ITERS,
+        residual: g.norm(),
+    })
 }
