@@ -12,6 +12,7 @@
 
 pub mod claims;
 pub mod error;
+pub mod metrics;
 pub mod nexus;
 pub mod optim;
 pub mod params;

@@ -12,6 +12,13 @@ pub trait Optimizer<P: ParamVec> {
     fn step(&mut self, params: &mut P, grad: &P) -> Result<()>;
 }
 
+/// A boxed optimizer, so a run can pick its outer optimizer at run time.
+impl<P: ParamVec, O: Optimizer<P> + ?Sized> Optimizer<P> for Box<O> {
+    fn step(&mut self, params: &mut P, grad: &P) -> Result<()> {
+        (**self).step(params, grad)
+    }
+}
+
 /// Plain SGD: `x <- x - lr * g`.
 #[derive(Clone, Debug)]
 pub struct Sgd {

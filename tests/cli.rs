@@ -95,3 +95,43 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn nexus_run_rejects_bad_input_with_code_2() {
+    for (args, needle) in [
+        (vec!["--K", "0"], "inner steps must be at least 1"),
+        (vec!["--gamma", "0"], "inner step size"),
+        (vec!["--gamma", "-0.5"], "inner step size"),
+        (vec!["--spread", "-1"], "spread"),
+        (vec!["--gamma", "NaN"], "must be finite"),
+        (vec!["--lr", "inf"], "must be finite"),
+        (vec!["--family", "cubic"], "unknown family"),
+        (vec!["--outer", "lion"], "unknown optimizer"),
+        (vec!["--tasks", "two"], "cannot parse"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nexus_run"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn nexus_run_prints_a_table() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nexus_run"))
+        .args(["--steps", "20", "--every", "10"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+            .count(),
+        3,
+        "{text}"
+    );
+}

@@ -27,3 +27,25 @@ proptest! {
         prop_assert!(s.gap.contains(s.bound), "gap CI [{}, {}] misses bound {}", s.gap.lo, s.gap.hi, s.bound);
     }
 }
+
+/// Proof step Eq. 44 (Q_train >= 1/2 (1 - 1/K) tr(H_bar Sigma)) is refuted by anisotropic
+/// quadratics with non-commuting Hessians: the lower bound exceeds the whole CI of E[Q_train].
+#[test]
+fn proof_step_eq44_fails_for_non_commuting_hessians() {
+    let p = Thm23Params {
+        law: Law::Family(Family::Anisotropic { mu: 0.5, l: 2.0 }),
+        d: 5,
+        k: 5,
+        spread: 1.0,
+    };
+    let s = check(&p, 2_000, &mut rng_for(3, "eq44")).unwrap();
+    let lower = s.eq44_bound.expect("quadratic law");
+    assert!(
+        lower > s.train_loss.hi,
+        "lower bound {lower} inside CI [{}, {}]",
+        s.train_loss.lo,
+        s.train_loss.hi
+    );
+    // ... while the theorem's bound still holds.
+    assert!(s.gap.lo <= s.bound);
+}
