@@ -12,6 +12,8 @@
 
 pub mod claims;
 pub mod error;
+pub mod expansion;
+pub mod expectation;
 pub mod metrics;
 pub mod nexus;
 pub mod optim;

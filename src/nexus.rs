@@ -115,21 +115,29 @@ impl<T: Objective> SourceGradients<T::Param> for Vec<T> {
     }
 }
 
-/// One inner step `x <- x - gamma * dir(g)` under the zero-gradient rule of the module docs.
-pub fn inner_step<P: ParamVec>(x: &mut P, g: &P, cfg: &NexusConfig) -> Result<()> {
+/// The displacement `gamma * g / ||g||` (or `gamma * g` for Nexus-Dot) one inner step
+/// subtracts, under the zero-gradient rule of the module docs.
+pub fn step_direction<P: ParamVec>(g: &P, cfg: &NexusConfig) -> Result<P> {
+    let mut dir = g.clone();
     match cfg.inner_step {
-        InnerStep::Raw => x.axpy(-cfg.inner_lr, g),
+        InnerStep::Raw => dir.scale(cfg.inner_lr)?,
         InnerStep::Normalized => {
             let norm = g.norm()?;
             if !norm.is_finite() {
                 return Err(Error::NonFinite("inner gradient"));
             }
             if norm == 0.0 {
-                return Ok(());
+                return g.zeros_like();
             }
-            x.axpy(-cfg.inner_lr / norm, g)
+            dir.scale(cfg.inner_lr / norm)?
         }
     }
+    Ok(dir)
+}
+
+/// One inner step `x <- x - step_direction(g)`.
+pub fn inner_step<P: ParamVec>(x: &mut P, g: &P, cfg: &NexusConfig) -> Result<()> {
+    x.axpy(-1.0, &step_direction(g, cfg)?)
 }
 
 /// Runs the inner loop from `start` along a given index sequence and returns its end point.

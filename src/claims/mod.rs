@@ -8,6 +8,7 @@ pub mod eq8;
 pub mod thm_2_2;
 pub mod thm_2_3;
 pub mod thm_3_1;
+pub mod thm_3_2;
 
 use crate::error::{Error, Result};
 use crate::report::{ClaimReport, Instance};
@@ -50,6 +51,8 @@ pub fn registry() -> Vec<Box<dyn Claim>> {
         Box::new(thm_3_1::Thm31Dot),
         Box::new(thm_3_1::Thm31Cos),
         Box::new(eq8::Eq8),
+        Box::new(thm_3_2::Eq9),
+        Box::new(thm_3_2::Thm32),
     ]
 }
 

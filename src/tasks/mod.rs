@@ -12,12 +12,14 @@ mod logistic;
 mod quadratic;
 mod separable;
 mod solve;
+mod wrappers;
 
 pub use distribution::{Family, MinimaLaw, TaskDistribution};
 pub use logistic::LogisticRegression;
 pub use quadratic::{random_orthogonal, spd_with_spectrum, IsotropicQuadratic, Quadratic};
 pub use separable::SoftplusSeparable;
 pub use solve::{minimize_average, spectral_norm, symmetric_extremes};
+pub use wrappers::{Rotated, Scaled, Tilted};
 
 use crate::error::Result;
 use crate::params::ParamVec;

@@ -1,0 +1,175 @@
+//! The exact expectation of Nexus's pseudo-gradient at a point, over the random source
+//! indices of one outer step, computed by running the project's own inner step
+//! ([`crate::nexus::step_direction`]) along every index sequence.
+//!
+//! **Exact.** Sampling with replacement has `N^K` equally likely sequences (`N` sources, `K`
+//! inner steps); without replacement, `N! / (N-K)!` ordered sequences. They are enumerated
+//! depth-first over prefixes, so sequences sharing a prefix share its inner steps: the cost is
+//! `N + N^2 + ... + N^K` gradient evaluations rather than `K N^K`. The first index's subtrees run
+//! in parallel. The displacement is accumulated step by step, not as `start - end`, so it keeps
+//! full float64 relative precision even when it is tiny against `||x||`.
+//!
+//! **Monte Carlo.** For larger `K`, sequences drawn with [`crate::nexus::sample_indices`]; the
+//! estimate comes with a per-coordinate standard error.
+
+use crate::error::{ensure, Result};
+use crate::nexus::{sample_indices, step_direction, NexusConfig, Sampling};
+use crate::stats::MeanCi;
+use crate::tasks::Task;
+use nalgebra::DVector;
+use rand::Rng;
+use rayon::prelude::*;
+
+/// Largest `N^K` the exact engine accepts (about a second of work at d = 100).
+pub const MAX_SEQUENCES: u64 = 50_000_000;
+
+/// The exact expectation and the work it took.
+#[derive(Clone, Debug)]
+pub struct Exact {
+    /// `E[pg]`.
+    pub mean: DVector<f64>,
+    /// Number of index sequences averaged.
+    pub sequences: u64,
+    /// Inner steps (gradient evaluations) performed.
+    pub inner_steps: u64,
+}
+
+/// Number of ordered index sequences for `k` steps over `n` sources.
+pub fn sequence_count(n: usize, k: usize, sampling: Sampling) -> u64 {
+    match sampling {
+        Sampling::WithReplacement => (n as u64).saturating_pow(k as u32),
+        Sampling::WithoutReplacement => (0..k as u64).fold(1u64, |acc, i| {
+            acc.saturating_mul((n as u64).saturating_sub(i))
+        }),
+    }
+}
+
+struct Walk<'a, T> {
+    tasks: &'a [T],
+    cfg: &'a NexusConfig,
+}
+
+impl<T: Task> Walk<'_, T> {
+    /// Sum over all completions of the prefix of the final displacement; returns (sum, count, steps).
+    fn subtree(
+        &self,
+        x: &DVector<f64>,
+        disp: &DVector<f64>,
+        depth: usize,
+        used: &mut Vec<bool>,
+    ) -> Result<(DVector<f64>, u64, u64)> {
+        if depth == self.cfg.inner_steps {
+            return Ok((disp.clone(), 1, 0));
+        }
+        let mut sum = DVector::zeros(x.len());
+        let (mut count, mut steps) = (0u64, 0u64);
+        for s in 0..self.tasks.len() {
+            if self.cfg.sampling == Sampling::WithoutReplacement && used[s] {
+                continue;
+            }
+            let dir = step_direction(&self.tasks[s].gradient(x)?, self.cfg)?;
+            used[s] = true;
+            let (sub, c, st) = self.subtree(&(x - &dir), &(disp + &dir), depth + 1, used)?;
+            used[s] = false;
+            sum += sub;
+            count += c;
+            steps += st + 1;
+        }
+        Ok((sum, count, steps))
+    }
+}
+
+/// `E[pg]` at `x` by enumerating every index sequence.
+pub fn exact<T: Task>(tasks: &[T], x: &DVector<f64>, cfg: &NexusConfig) -> Result<Exact> {
+    cfg.validate()?;
+    let n = tasks.len();
+    ensure(n >= 1, "tasks", || "need at least one source".into())?;
+    if cfg.sampling == Sampling::WithoutReplacement {
+        ensure(cfg.inner_steps <= n, "K", || {
+            format!("without replacement needs K <= {n}")
+        })?;
+    }
+    let total = sequence_count(n, cfg.inner_steps, cfg.sampling);
+    ensure(total <= MAX_SEQUENCES, "K", || {
+        format!(
+            "{total} sequences exceed the exact engine's limit {MAX_SEQUENCES}; use Monte Carlo"
+        )
+    })?;
+    let walk = Walk { tasks, cfg };
+    let zero = DVector::zeros(x.len());
+    let branches: Vec<Result<(DVector<f64>, u64, u64)>> = (0..n)
+        .into_par_iter()
+        .map(|s| {
+            let dir = step_direction(&tasks[s].gradient(x)?, cfg)?;
+            let mut used = vec![false; n];
+            used[s] = true;
+            let (sum, c, st) = walk.subtree(&(x - &dir), &(&zero + &dir), 1, &mut used)?;
+            Ok((sum, c, st + 1))
+        })
+        .collect();
+    let mut sum = DVector::zeros(x.len());
+    let (mut count, mut steps) = (0u64, 0u64);
+    for b in branches {
+        let (s, c, st) = b?;
+        sum += s;
+        count += c;
+        steps += st;
+    }
+    Ok(Exact {
+        mean: sum / count as f64,
+        sequences: count,
+        inner_steps: steps,
+    })
+}
+
+/// A Monte Carlo estimate of `E[pg]` with per-coordinate intervals.
+#[derive(Clone, Debug)]
+pub struct MonteCarlo {
+    /// Sample mean.
+    pub mean: DVector<f64>,
+    /// Per-coordinate mean and interval.
+    pub coords: Vec<MeanCi>,
+}
+
+impl MonteCarlo {
+    /// Whether every coordinate of `value` lies in its interval.
+    pub fn contains(&self, value: &DVector<f64>) -> bool {
+        self.coords
+            .iter()
+            .zip(value.iter())
+            .all(|(ci, v)| ci.contains(*v))
+    }
+}
+
+/// `E[pg]` at `x` from `samples` sequences; the per-coordinate intervals have level
+/// `1 - (1 - level) / d` each (Bonferroni), so all `d` hold together with probability `level`.
+pub fn monte_carlo<T: Task, R: Rng + ?Sized>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    cfg: &NexusConfig,
+    samples: usize,
+    level: f64,
+    rng: &mut R,
+) -> Result<MonteCarlo> {
+    cfg.validate()?;
+    let d = x.len();
+    let mut draws: Vec<DVector<f64>> = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let idx = sample_indices(cfg, tasks.len(), rng)?;
+        let (mut y, mut disp) = (x.clone(), DVector::zeros(d));
+        for s in idx {
+            let dir = step_direction(&tasks[s].gradient(&y)?, cfg)?;
+            y -= &dir;
+            disp += dir;
+        }
+        draws.push(disp);
+    }
+    let per_coord = 1.0 - (1.0 - level) / d as f64;
+    let coords = (0..d)
+        .map(|c| crate::stats::mean_ci(&draws.iter().map(|v| v[c]).collect::<Vec<_>>(), per_coord))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(MonteCarlo {
+        mean: DVector::from_iterator(d, coords.iter().map(|c| c.mean)),
+        coords,
+    })
+}
