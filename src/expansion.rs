@@ -172,3 +172,119 @@ pub fn thm32_bound(g_min: f64, l: f64, rho: f64, inner_steps: usize, gamma: f64)
         * (inner_steps as f64).powi(3)
         * gamma.powi(3)
 }
+
+/// Residual norms `||E[pg](gamma) - expansion(gamma)||` over `gammas` for several expansions,
+/// with `E[pg]` exact (all index sequences, [`crate::expectation::exact`]) for `inner_steps`
+/// steps over the given tasks. Returns one curve per expansion.
+pub fn residual_curves<T: Task>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    inner_steps: usize,
+    gammas: &[f64],
+    expansions: &[&dyn Fn(f64) -> DVector<f64>],
+) -> Result<Vec<Vec<f64>>> {
+    let mut out = vec![Vec::with_capacity(gammas.len()); expansions.len()];
+    for &gamma in gammas {
+        let e = crate::expectation::exact(
+            tasks,
+            x,
+            &crate::nexus::NexusConfig::new(inner_steps, gamma)?,
+        )?
+        .mean;
+        for (curve, f) in out.iter_mut().zip(expansions) {
+            curve.push((&e - f(gamma)).norm());
+        }
+    }
+    Ok(out)
+}
+
+/// Third-derivative information needed by the third-order terms.
+pub struct Third<'a, T> {
+    tasks: &'a [T],
+    x: &'a DVector<f64>,
+    local: &'a Local,
+}
+
+impl<'a, T: Task> Third<'a, T> {
+    /// Binds tasks, point and their first/second derivatives.
+    pub fn new(tasks: &'a [T], x: &'a DVector<f64>, local: &'a Local) -> Self {
+        Self { tasks, x, local }
+    }
+
+    /// The second derivative of `ghat_i` as a symmetric bilinear map, `D^2 ghat_i [u, v]`:
+    /// with `n = ||g_i||`, `P = I - ghat ghat^T`, `a_u = H u`, `b = D^3 L_i [u, v]`,
+    /// `D^2 ghat [u, v] = (P b - P a_v (ghat.a_u)/n - P a_u (ghat.a_v)/n - ghat (a_v^T P a_u)/n) / n`.
+    pub fn d2_ghat(&self, i: usize, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+        let l = self.local;
+        let n = l.g[i].norm();
+        let gh = &l.ghat[i];
+        let proj = |w: &DVector<f64>| w - gh * gh.dot(w);
+        let (au, av) = (&l.h[i] * u, &l.h[i] * v);
+        let b = self.tasks[i].third_contract(self.x, u, v)?;
+        let pav = proj(&av);
+        let pau = proj(&au);
+        Ok((proj(&b)
+            - &pav * (gh.dot(&au) / n)
+            - &pau * (gh.dot(&av) / n)
+            - gh * (av.dot(&pau) / n))
+            / n)
+    }
+
+    /// The third-order coefficient of `E[pg]` (divided by `gamma^3`) for `K` steps over `N`
+    /// sources, derived from Algorithm 1 by expanding the normalized gradient to second order:
+    /// `C(K,3)/N^3 Jsum Jsum ghat_sum + 1/2 [K(K-1)/(2N^2) sum_{i,j} D^2 ghat_i[ghat_j, ghat_j]
+    ///  + K(K-1)(K-2)/(3N^3) sum_i D^2 ghat_i[ghat_sum, ghat_sum]]`.
+    pub fn derived(&self, inner_steps: usize) -> Result<DVector<f64>> {
+        let l = self.local;
+        let (k, n) = (inner_steps as f64, l.len() as f64);
+        let d = self.x.len();
+        let s = l.sum_ghat();
+        let jsum = l.j.iter().fold(DMatrix::zeros(d, d), |a, m| a + m);
+        let mut out = &jsum * (&jsum * &s) * (k * (k - 1.0) * (k - 2.0) / 6.0 / n.powi(3));
+        for i in 0..l.len() {
+            for j in 0..l.len() {
+                out += self.d2_ghat(i, &l.ghat[j], &l.ghat[j])?
+                    * (0.5 * k * (k - 1.0) / (2.0 * n * n));
+            }
+            out += self.d2_ghat(i, &s, &s)? * (0.5 * k * (k - 1.0) * (k - 2.0) / (3.0 * n.powi(3)));
+        }
+        Ok(out)
+    }
+
+    /// Thm 8.3's stated third-order term (divided by `gamma^3`, sign as in `E[pg] = grad J_3rd`):
+    /// `(K-1)(2K-1)/(12 K^2) grad sum_{i,j,p} g_i^T H_j g_p
+    ///  = (K-1)(2K-1)/(12 K^2) (2 Hsum Hsum gsum + sum_j D^3 L_j [gsum, gsum])`.
+    pub fn stated_thm83(&self) -> Result<DVector<f64>> {
+        let l = self.local;
+        let k = l.len() as f64;
+        let d = self.x.len();
+        let gsum = l.g.iter().fold(DVector::zeros(d), |a, v| a + v);
+        let hsum = l.h.iter().fold(DMatrix::zeros(d, d), |a, m| a + m);
+        let mut out = &hsum * (&hsum * &gsum) * 2.0;
+        for t in self.tasks {
+            out += t.third_contract(self.x, &gsum, &gsum)?;
+        }
+        Ok(out * ((k - 1.0) * (2.0 * k - 1.0) / (12.0 * k * k)))
+    }
+
+    /// The proof's Eq. 106 (divided by `gamma^3`):
+    /// `-(K-1)(2K-1)/(12 K^2) sum_{i,j,p} D^3 L_j [ghat_i, ghat_p]`.
+    pub fn eq106(&self) -> Result<DVector<f64>> {
+        let l = self.local;
+        let k = l.len() as f64;
+        let s = l.sum_ghat();
+        let mut out = DVector::zeros(self.x.len());
+        for t in self.tasks {
+            out += t.third_contract(self.x, &s, &s)?;
+        }
+        Ok(out * (-(k - 1.0) * (2.0 * k - 1.0) / (12.0 * k * k)))
+    }
+}
+
+/// Thm 8.3's stated bound (Eq. 19):
+/// `(M_3/24 + M_3 L / (8 G_min)) K^4 gamma^4 + M_3 L^2 / (40 G_min^2) K^5 gamma^5`.
+pub fn thm83_bound(g_min: f64, l: f64, m3: f64, inner_steps: usize, gamma: f64) -> f64 {
+    let k = inner_steps as f64;
+    (m3 / 24.0 + m3 * l / (8.0 * g_min)) * k.powi(4) * gamma.powi(4)
+        + m3 * l * l / (40.0 * g_min * g_min) * k.powi(5) * gamma.powi(5)
+}

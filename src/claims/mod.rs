@@ -9,6 +9,9 @@ pub mod thm_2_2;
 pub mod thm_2_3;
 pub mod thm_3_1;
 pub mod thm_3_2;
+pub mod thm_8_1;
+pub mod thm_8_2;
+pub mod thm_8_3;
 
 use crate::error::{Error, Result};
 use crate::report::{ClaimReport, Instance};
@@ -53,6 +56,10 @@ pub fn registry() -> Vec<Box<dyn Claim>> {
         Box::new(eq8::Eq8),
         Box::new(thm_3_2::Eq9),
         Box::new(thm_3_2::Thm32),
+        Box::new(thm_8_2::NexusK1),
+        Box::new(thm_8_1::Thm81),
+        Box::new(thm_8_2::Thm82),
+        Box::new(thm_8_3::Thm83),
     ]
 }
 

@@ -138,41 +138,43 @@ pub(crate) fn sigmoid(x: f64) -> f64 {
 /// `s = 1/2 +- 1/(2 sqrt 3)`, value `1 / (6 sqrt 3)`.
 pub(crate) const LOGISTIC_THIRD_MAX: f64 = 0.096_225_044_864_937_63;
 
-impl<T: Objective + ?Sized> Objective for Box<T> {
-    type Param = T::Param;
-    fn loss(&self, x: &Self::Param) -> Result<f64> {
-        (**self).loss(x)
-    }
-    fn gradient(&self, x: &Self::Param) -> Result<Self::Param> {
-        (**self).gradient(x)
-    }
+/// Forwards `Objective` and `Task` through a pointer type (`Box<T>`, `&T`).
+macro_rules! forward_task {
+    ($($ptr:ty),*) => {$(
+        impl<T: Objective + ?Sized> Objective for $ptr {
+            type Param = T::Param;
+            fn loss(&self, x: &Self::Param) -> Result<f64> {
+                (**self).loss(x)
+            }
+            fn gradient(&self, x: &Self::Param) -> Result<Self::Param> {
+                (**self).gradient(x)
+            }
+        }
+
+        impl<T: Task + ?Sized> Task for $ptr {
+            fn dim(&self) -> usize {
+                (**self).dim()
+            }
+            fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
+                (**self).hessian(x)
+            }
+            fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+                (**self).hessian_vector(x, v)
+            }
+            fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
+                (**self).third_contract(x, u, v)
+            }
+            fn minimizer(&self) -> &DVector<f64> {
+                (**self).minimizer()
+            }
+            fn curvature(&self) -> CurvatureBounds {
+                (**self).curvature()
+            }
+        }
+    )*};
 }
 
-impl<T: Task + ?Sized> Task for Box<T> {
-    fn dim(&self) -> usize {
-        (**self).dim()
-    }
-    fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
-        (**self).hessian(x)
-    }
-    fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
-        (**self).hessian_vector(x, v)
-    }
-    fn third_contract(
-        &self,
-        x: &DVector<f64>,
-        u: &DVector<f64>,
-        v: &DVector<f64>,
-    ) -> Result<DVector<f64>> {
-        (**self).third_contract(x, u, v)
-    }
-    fn minimizer(&self) -> &DVector<f64> {
-        (**self).minimizer()
-    }
-    fn curvature(&self) -> CurvatureBounds {
-        (**self).curvature()
-    }
-}
+forward_task!(Box<T>, &T);
 
 /// A boxed task of any family.
 pub type BoxedTask = Box<dyn Task>;
