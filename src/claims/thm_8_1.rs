@@ -65,27 +65,37 @@ pub fn exact_quadratic<T: Task>(
     Ok(big.trace())
 }
 
-/// Monte Carlo `E||x_T - x*||^2` over `runs` runs; `normalized` uses Nexus's inner step.
+/// One Monte Carlo experiment: `runs` runs of `steps` steps of size `gamma`.
+#[derive(Clone, Copy, Debug)]
+pub struct Runs {
+    /// Step size.
+    pub gamma: f64,
+    /// Steps per run.
+    pub steps: usize,
+    /// Independent runs.
+    pub runs: usize,
+    /// Normalized steps (Nexus's inner step) instead of SGD steps.
+    pub normalized: bool,
+}
+
+/// Monte Carlo `E||x_T - x*||^2`.
 pub fn monte_carlo<T: Task, R: Rng + ?Sized>(
     tasks: &[T],
     x_star: &DVector<f64>,
     e0: &DVector<f64>,
-    gamma: f64,
-    steps: usize,
-    runs: usize,
-    normalized: bool,
+    spec: Runs,
     rng: &mut R,
 ) -> Result<crate::stats::MeanCi> {
-    let cfg = NexusConfig::new(1, gamma)?;
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
+    let cfg = NexusConfig::new(1, spec.gamma)?;
+    let mut samples = Vec::with_capacity(spec.runs);
+    for _ in 0..spec.runs {
         let mut x = x_star + e0;
-        for _ in 0..steps {
+        for _ in 0..spec.steps {
             let g = tasks[rng.random_range(0..tasks.len())].gradient(&x)?;
-            if normalized {
+            if spec.normalized {
                 x -= step_direction(&g, &cfg)?;
             } else {
-                x -= g * gamma;
+                x -= g * spec.gamma;
             }
         }
         samples.push((x - x_star).norm_squared());
@@ -187,7 +197,18 @@ impl Claim for Thm81 {
                     m <= claimed * (1.0 + 1e-12),
                 ));
             } else {
-                let ci = monte_carlo(&common, &x_star, &e0, gamma, STEPS, runs, false, &mut rng)?;
+                let ci = monte_carlo(
+                    &common,
+                    &x_star,
+                    &e0,
+                    Runs {
+                        gamma,
+                        steps: STEPS,
+                        runs,
+                        normalized: false,
+                    },
+                    &mut rng,
+                )?;
                 out.push(
                     Instance::new(
                         family.id(),
@@ -204,10 +225,12 @@ impl Claim for Thm81 {
                 &common,
                 &x_star,
                 &e0,
-                gamma,
-                STEPS,
-                runs.min(500),
-                true,
+                Runs {
+                    gamma,
+                    steps: STEPS,
+                    runs: runs.min(500),
+                    normalized: true,
+                },
                 &mut rng,
             )?;
             out.push(
