@@ -103,3 +103,17 @@ fn engine_shares_prefixes_and_matches_the_direct_average() {
         / 3.0;
     assert!((one.mean - direct).norm() <= 1e-15);
 }
+
+proptest! {
+    #![proptest_config(strategies::config(24))]
+
+    /// Every step of the proof up to Eq. 78 holds (constants, Taylor step, per-sequence bound).
+    #[test]
+    fn proof_steps_up_to_eq78_hold(family in strategies::family(), d in 2usize..6, k in 2usize..5, gamma in 0.005f64..0.2, seed in strategies::seed()) {
+        let mut rng = rng_for(seed, "steps");
+        let (tasks, x) = draw_instance(family, d, k, &mut rng).unwrap();
+        let r = nexus_lab::claims::thm_3_2_steps::check(&tasks, &x, gamma, 4, &mut rng).unwrap();
+        let slack = 1.0 + 1e-12;
+        prop_assert!(r.eq64 <= slack && r.eq67 <= slack && r.eq70 <= slack && r.eq78 <= slack, "{r:?}");
+    }
+}

@@ -5,10 +5,12 @@
 
 pub mod eq4;
 pub mod eq8;
+pub mod mechanism;
 pub mod thm_2_2;
 pub mod thm_2_3;
 pub mod thm_3_1;
 pub mod thm_3_2;
+pub mod thm_3_2_steps;
 pub mod thm_8_1;
 pub mod thm_8_2;
 pub mod thm_8_3;
@@ -56,10 +58,12 @@ pub fn registry() -> Vec<Box<dyn Claim>> {
         Box::new(eq8::Eq8),
         Box::new(thm_3_2::Eq9),
         Box::new(thm_3_2::Thm32),
+        Box::new(thm_3_2_steps::Thm32Steps),
         Box::new(thm_8_2::NexusK1),
         Box::new(thm_8_1::Thm81),
         Box::new(thm_8_2::Thm82),
         Box::new(thm_8_3::Thm83),
+        Box::new(mechanism::Mechanism),
     ]
 }
 
