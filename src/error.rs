@@ -33,6 +33,17 @@ pub enum Error {
     /// Serialising a report failed.
     #[error("serialisation error: {0}")]
     Json(#[from] serde_json::Error),
+    /// A Candle tensor operation failed.
+    #[error("tensor error: {0}")]
+    Candle(String),
+    /// A training run produced a NaN or infinite loss; the last good checkpoint is kept.
+    #[error(
+        "non-finite loss {loss} at step {step}; stopped, the last good checkpoint is left intact"
+    )]
+    Diverged { step: usize, loss: f64 },
+    /// Bad training data or configuration.
+    #[error("data error: {0}")]
+    Data(String),
     /// Drawing a figure failed.
     #[error("plotting error: {0}")]
     Plot(String),

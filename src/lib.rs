@@ -14,6 +14,7 @@ pub mod claims;
 pub mod error;
 pub mod expansion;
 pub mod expectation;
+pub mod llama;
 pub mod metrics;
 pub mod nexus;
 pub mod optim;

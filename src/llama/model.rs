@@ -1,0 +1,465 @@
+//! A trainable Llama in Candle: token embedding, RMSNorm, rotary position embedding, causal
+//! multi-head attention, SwiGLU MLP, output head.
+//!
+//! Every op is a plain differentiable Candle op: Candle's fused RmsNorm, softmax-last-dim and
+//! rope kernels have no backward pass (../shared/CUDA.md), so RMSNorm, rotary embedding (the
+//! Hugging Face rotate-half convention) and SiLU are written out here, and the softmax is
+//! `candle_nn::ops::softmax` (exp, sum, div). A finite-difference test checks every gradient.
+//! Parameters carry the Hugging Face Llama names, so a checkpoint loads in the usual tools.
+
+use super::params::TensorParams;
+use crate::error::{ensure, Error, Result};
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+/// Model shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaConfig {
+    /// Vocabulary size (256 for bytes).
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// SwiGLU inner width.
+    pub intermediate_size: usize,
+    /// Number of transformer blocks.
+    pub num_hidden_layers: usize,
+    /// Attention heads (keys and values use as many).
+    pub num_attention_heads: usize,
+    /// Longest sequence.
+    pub max_position_embeddings: usize,
+    /// Rotary base.
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+}
+
+impl LlamaConfig {
+    /// A named size preset: `micro` (gradient checks), `tiny` (minutes on 2 CPU cores), `small`,
+    /// `base` (~110M parameters, for a GPU).
+    pub fn preset(name: &str) -> Result<Self> {
+        let (hidden, inter, layers, heads, max_pos) = match name {
+            "micro" => (8, 16, 1, 2, 16),
+            "tiny" => (64, 176, 2, 4, 128),
+            "small" => (256, 688, 4, 8, 256),
+            "base" => (768, 3072, 12, 12, 1024),
+            other => {
+                return Err(Error::InvalidArgument {
+                    name: "preset",
+                    reason: format!("unknown preset `{other}` (micro, tiny, small, base)"),
+                })
+            }
+        };
+        Ok(Self {
+            vocab_size: 256,
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            max_position_embeddings: max_pos,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-5,
+        })
+    }
+
+    /// Checks the shape is usable.
+    pub fn validate(&self) -> Result<()> {
+        ensure(
+            self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0,
+            "num_attention_heads",
+            || format!("must divide hidden_size {}", self.hidden_size),
+        )?;
+        ensure(
+            (self.hidden_size / self.num_attention_heads) % 2 == 0,
+            "hidden_size",
+            || "head dimension must be even for rotary embedding".into(),
+        )?;
+        ensure(
+            self.vocab_size > 0 && self.num_hidden_layers > 0 && self.max_position_embeddings > 0,
+            "config",
+            || "sizes must be positive".into(),
+        )
+    }
+
+    /// Names and shapes of every parameter, in the fixed order used everywhere.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (h, i, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
+        let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, h])];
+        for l in 0..self.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            out.push((format!("{p}.input_layernorm.weight"), vec![h]));
+            for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+                out.push((format!("{p}.self_attn.{proj}.weight"), vec![h, h]));
+            }
+            out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
+            out.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h]));
+            out.push((format!("{p}.mlp.up_proj.weight"), vec![i, h]));
+            out.push((format!("{p}.mlp.down_proj.weight"), vec![h, i]));
+        }
+        out.push(("model.norm.weight".into(), vec![h]));
+        out.push(("lm_head.weight".into(), vec![v, h]));
+        out
+    }
+
+    /// Total parameter count.
+    pub fn num_parameters(&self) -> usize {
+        self.parameter_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+}
+
+/// The model: named variables plus the rotary tables.
+pub struct Llama {
+    cfg: LlamaConfig,
+    names: Vec<String>,
+    vars: Vec<Var>,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+    dtype: DType,
+}
+
+impl Llama {
+    /// A model initialised from `seed`: norms at 1, every matrix normal with std 0.02.
+    pub fn new(cfg: LlamaConfig, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
+        cfg.validate()?;
+        let mut rng = crate::rng_for(seed, "llama-init");
+        let normal = Normal::new(0.0f64, 0.02).map_err(|e| Error::InvalidArgument {
+            name: "init",
+            reason: e.to_string(),
+        })?;
+        let (mut names, mut vars) = (Vec::new(), Vec::new());
+        for (name, shape) in cfg.parameter_shapes() {
+            let n: usize = shape.iter().product();
+            let values: Vec<f64> = if shape.len() == 1 {
+                vec![1.0; n]
+            } else {
+                (0..n).map(|_| normal.sample(&mut rng)).collect()
+            };
+            let t = Tensor::from_vec(values, shape, device)?.to_dtype(dtype)?;
+            names.push(name);
+            vars.push(Var::from_tensor(&t)?);
+        }
+        let (cos, sin) = rotary_tables(&cfg, device, dtype)?;
+        Ok(Self {
+            cfg,
+            names,
+            vars,
+            cos,
+            sin,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// The shape.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+    /// Parameter names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn var(&self, name: &str) -> Result<&Tensor> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| self.vars[i].as_tensor())
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "parameter",
+                reason: format!("no parameter `{name}`"),
+            })
+    }
+
+    /// A detached copy of the parameters. It owns its storage: `as_detached_tensor` alone would
+    /// share the variables' storage, which [`Llama::set_params`] overwrites in place.
+    pub fn params(&self) -> Result<TensorParams> {
+        Ok(TensorParams {
+            tensors: self
+                .vars
+                .iter()
+                .map(|v| v.as_detached_tensor().copy())
+                .collect::<candle_core::Result<_>>()?,
+        })
+    }
+
+    /// Overwrites the parameters in place.
+    pub fn set_params(&self, p: &TensorParams) -> Result<()> {
+        if p.tensors.len() != self.vars.len() {
+            return Err(Error::DimensionMismatch {
+                expected: self.vars.len(),
+                got: p.tensors.len(),
+            });
+        }
+        for (v, t) in self.vars.iter().zip(&p.tensors) {
+            v.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Logits `(batch, time, vocab)` for tokens `(batch, time)`.
+    pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        ensure(t <= self.cfg.max_position_embeddings, "sequence", || {
+            format!(
+                "length {t} exceeds max_position_embeddings {}",
+                self.cfg.max_position_embeddings
+            )
+        })?;
+        let h = self.cfg.hidden_size;
+        let mut x = self
+            .var("model.embed_tokens.weight")?
+            .index_select(&tokens.flatten_all()?, 0)?
+            .reshape((b, t, h))?;
+        let mask = causal_mask(t, &self.device, self.dtype)?;
+        let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
+        for l in 0..self.cfg.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let normed = rms_norm(
+                &x,
+                self.var(&format!("{p}.input_layernorm.weight"))?,
+                self.cfg.rms_norm_eps,
+            )?;
+            x = (x + self.attention(&normed, &p, &mask, &cos, &sin)?)?;
+            let normed = rms_norm(
+                &x,
+                self.var(&format!("{p}.post_attention_layernorm.weight"))?,
+                self.cfg.rms_norm_eps,
+            )?;
+            let gate = silu(&linear(
+                &normed,
+                self.var(&format!("{p}.mlp.gate_proj.weight"))?,
+            )?)?;
+            let up = linear(&normed, self.var(&format!("{p}.mlp.up_proj.weight"))?)?;
+            x = (x + linear(
+                &(gate * up)?,
+                self.var(&format!("{p}.mlp.down_proj.weight"))?,
+            )?)?;
+        }
+        let x = rms_norm(&x, self.var("model.norm.weight")?, self.cfg.rms_norm_eps)?;
+        linear(&x, self.var("lm_head.weight")?)
+    }
+
+    fn attention(
+        &self,
+        x: &Tensor,
+        prefix: &str,
+        mask: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let nh = self.cfg.num_attention_heads;
+        let hd = h / nh;
+        let heads = |name: &str| -> Result<Tensor> {
+            Ok(
+                linear(x, self.var(&format!("{prefix}.self_attn.{name}.weight"))?)?
+                    .reshape((b, t, nh, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()?,
+            )
+        };
+        let q = rope(&heads("q_proj")?, cos, sin)?;
+        let k = rope(&heads("k_proj")?, cos, sin)?;
+        let v = heads("v_proj")?;
+        let scores =
+            (q.matmul(&k.t()?.contiguous()?)? / (hd as f64).sqrt())?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let out = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, h))?;
+        linear(
+            &out,
+            self.var(&format!("{prefix}.self_attn.o_proj.weight"))?,
+        )
+    }
+
+    /// Mean next-token cross-entropy of `tokens (batch, time + 1)`.
+    pub fn loss(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (_, t1) = tokens.dims2()?;
+        ensure(t1 >= 2, "tokens", || {
+            "need at least two tokens per row".into()
+        })?;
+        let inputs = tokens.narrow(1, 0, t1 - 1)?;
+        let targets = tokens.narrow(1, 1, t1 - 1)?;
+        let logits = self.forward(&inputs)?;
+        let v = self.cfg.vocab_size;
+        // Half-precision logits are promoted so the softmax sums stay accurate.
+        let logits = match self.dtype {
+            DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
+            _ => logits,
+        };
+        Ok(candle_nn::loss::cross_entropy(
+            &logits.reshape(((), v))?,
+            &targets.flatten_all()?,
+        )?)
+    }
+
+    /// Loss and gradients (in parameter order) of `tokens`; an error if a parameter receives no
+    /// gradient, which is how a fused op without backward would show.
+    pub fn loss_and_gradients(&self, tokens: &Tensor) -> Result<(f64, TensorParams)> {
+        let loss = self.loss(tokens)?;
+        let grads = loss.backward()?;
+        let mut tensors = Vec::with_capacity(self.vars.len());
+        for (name, var) in self.names.iter().zip(&self.vars) {
+            let g = grads
+                .get(var.as_tensor())
+                .ok_or_else(|| Error::Candle(format!("no gradient reached `{name}`")))?;
+            tensors.push(g.detach());
+        }
+        Ok((
+            loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+            TensorParams { tensors },
+        ))
+    }
+
+    /// Loss without building a graph (evaluation).
+    pub fn eval_loss(&self, tokens: &Tensor) -> Result<f64> {
+        let detached = Llama {
+            cfg: self.cfg.clone(),
+            names: self.names.clone(),
+            vars: self
+                .vars
+                .iter()
+                .map(|v| Var::from_tensor(&v.as_detached_tensor()))
+                .collect::<candle_core::Result<_>>()?,
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype,
+        };
+        Ok(detached
+            .loss(tokens)?
+            .detach()
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?)
+    }
+
+    /// Greedy continuation of `prompt` by `n` tokens.
+    pub fn generate(&self, prompt: &[u8], n: usize) -> Result<Vec<u8>> {
+        let mut seq: Vec<u32> = prompt.iter().map(|&b| u32::from(b)).collect();
+        for _ in 0..n {
+            let start = seq.len().saturating_sub(self.cfg.max_position_embeddings);
+            let input = Tensor::new(&seq[start..], &self.device)?.unsqueeze(0)?;
+            let logits = self.forward(&input)?.detach();
+            let last = logits.squeeze(0)?.get(seq.len() - start - 1)?;
+            let next = last.argmax(0)?.to_scalar::<u32>()?;
+            seq.push(next);
+        }
+        Ok(seq[prompt.len()..]
+            .iter()
+            .map(|&t| t.min(255) as u8)
+            .collect())
+    }
+
+    /// Writes the parameters as safetensors with Hugging Face names, and `config.json`.
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
+        let io = |e: std::io::Error| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let map: std::collections::HashMap<String, Tensor> = self
+            .names
+            .iter()
+            .cloned()
+            .zip(self.vars.iter().map(|v| v.as_detached_tensor()))
+            .collect();
+        let tmp = dir.join("model.safetensors.tmp");
+        candle_core::safetensors::save(&map, &tmp)?;
+        std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(io)?;
+        let hf = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": self.cfg.vocab_size,
+            "hidden_size": self.cfg.hidden_size, "intermediate_size": self.cfg.intermediate_size,
+            "num_hidden_layers": self.cfg.num_hidden_layers, "num_attention_heads": self.cfg.num_attention_heads,
+            "num_key_value_heads": self.cfg.num_attention_heads, "max_position_embeddings": self.cfg.max_position_embeddings,
+            "rope_theta": self.cfg.rope_theta, "rms_norm_eps": self.cfg.rms_norm_eps, "hidden_act": "silu",
+            "tie_word_embeddings": false, "torch_dtype": "float32"
+        });
+        crate::report::write_atomic(
+            &dir.join("config.json"),
+            serde_json::to_string_pretty(&hf)?.as_bytes(),
+        )
+    }
+
+    /// Loads parameters saved by [`Llama::save`] (names must match).
+    pub fn load_params(&self, dir: &std::path::Path) -> Result<()> {
+        let map = candle_core::safetensors::load(dir.join("model.safetensors"), &self.device)?;
+        let mut tensors = Vec::new();
+        for name in &self.names {
+            let t = map
+                .get(name)
+                .ok_or_else(|| Error::Data(format!("checkpoint lacks `{name}`")))?;
+            tensors.push(t.to_dtype(self.dtype)?);
+        }
+        self.set_params(&TensorParams { tensors })
+    }
+}
+
+/// `x W^T` for `x (..., in)` and `W (out, in)`.
+fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Ok(x.broadcast_matmul(&w.t()?)?)
+}
+
+/// `x / sqrt(mean(x^2) + eps) * w` over the last dimension.
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    Ok(x.broadcast_mul(&inv)?.broadcast_mul(w)?)
+}
+
+/// `x sigmoid(x)` from differentiable primitives.
+fn silu(x: &Tensor) -> Result<Tensor> {
+    Ok((x / (x.neg()?.exp()? + 1.0)?)?)
+}
+
+/// Rotate-half rotary embedding on `(b, heads, t, hd)` with tables `(t, hd)`.
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let hd = x.dim(D::Minus1)?;
+    let (x1, x2) = (
+        x.narrow(D::Minus1, 0, hd / 2)?,
+        x.narrow(D::Minus1, hd / 2, hd / 2)?,
+    );
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    Ok((x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?)
+}
+
+fn rotary_tables(cfg: &LlamaConfig, device: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
+    let hd = cfg.hidden_size / cfg.num_attention_heads;
+    let t = cfg.max_position_embeddings;
+    let mut cos = Vec::with_capacity(t * hd);
+    let mut sin = Vec::with_capacity(t * hd);
+    for pos in 0..t {
+        for j in 0..hd {
+            let freq = 1.0 / cfg.rope_theta.powf((2 * (j % (hd / 2))) as f64 / hd as f64);
+            cos.push((pos as f64 * freq).cos());
+            sin.push((pos as f64 * freq).sin());
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (t, hd), device)?.to_dtype(dtype)?,
+        Tensor::from_vec(sin, (t, hd), device)?.to_dtype(dtype)?,
+    ))
+}
+
+fn causal_mask(t: usize, device: &Device, dtype: DType) -> Result<Tensor> {
+    let values: Vec<f64> = (0..t * t)
+        .map(|k| {
+            if k % t > k / t {
+                f64::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Tensor::from_vec(values, (t, t), device)?.to_dtype(dtype)?)
+}
