@@ -109,6 +109,22 @@ impl<P: ParamVec> AdamW<P> {
     pub fn steps(&self) -> u64 {
         self.t
     }
+    /// Changes the learning rate (for schedules).
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        ensure(lr >= 0.0 && lr.is_finite(), "lr", || {
+            format!("must be finite and >= 0, got {lr}")
+        })?;
+        self.cfg.lr = lr;
+        Ok(())
+    }
+    /// The moment estimates and the step count, for checkpoints.
+    pub fn moments(&self) -> (Option<&P>, Option<&P>, u64) {
+        (self.m.as_ref(), self.v.as_ref(), self.t)
+    }
+    /// Restores moments saved by [`AdamW::moments`].
+    pub fn restore(&mut self, m: Option<P>, v: Option<P>, t: u64) {
+        (self.m, self.v, self.t) = (m, v, t);
+    }
 }
 
 impl<P: ParamVec> Optimizer<P> for AdamW<P> {
@@ -154,6 +170,23 @@ impl<P: ParamVec> NormalizedAdam<P> {
             adam: AdamW::new(cfg)?,
         })
     }
+    /// The Adam it feeds.
+    pub fn adam_mut(&mut self) -> &mut AdamW<P> {
+        &mut self.adam
+    }
+    /// The Adam it feeds.
+    pub fn adam(&self) -> &AdamW<P> {
+        &self.adam
+    }
+}
+
+/// Scales `g` down to norm `max_norm` when it is longer; returns the norm before clipping.
+pub fn clip_norm<P: ParamVec>(g: &mut P, max_norm: f64) -> Result<f64> {
+    let norm = g.norm()?;
+    if norm > max_norm {
+        g.scale(max_norm / norm)?;
+    }
+    Ok(norm)
 }
 
 impl<P: ParamVec> Optimizer<P> for NormalizedAdam<P> {

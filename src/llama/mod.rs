@@ -1,8 +1,14 @@
 //! Llama pretraining with Nexus in Candle: the model, its parameters as a [`crate::params::ParamVec`],
 //! data sources, and the training loop (which reuses [`crate::nexus`] and [`crate::optim`]).
 
+mod data;
 mod model;
 mod params;
+mod train;
 
+pub use data::{DataSet, Source};
 pub use model::{Llama, LlamaConfig};
 pub use params::TensorParams;
+pub use train::{
+    checkpoint_dir, Evaluation, FileSource, Schedule, StepStats, TrainConfig, Trainer, Variant,
+};

@@ -66,12 +66,12 @@ impl LlamaConfig {
     /// Checks the shape is usable.
     pub fn validate(&self) -> Result<()> {
         ensure(
-            self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0,
+            self.num_attention_heads > 0 && self.hidden_size.is_multiple_of(self.num_attention_heads),
             "num_attention_heads",
             || format!("must divide hidden_size {}", self.hidden_size),
         )?;
         ensure(
-            (self.hidden_size / self.num_attention_heads) % 2 == 0,
+            (self.hidden_size / self.num_attention_heads).is_multiple_of(2),
             "hidden_size",
             || "head dimension must be even for rotary embedding".into(),
         )?;

@@ -1,0 +1,745 @@
+//! The training loop, end to end: micro-batches with gradient accumulation (the paper's
+//! Algorithm 2) or Nexus's engineering adaptation (Algorithm 3), an outer AdamW with gradient
+//! clipping and a warmup + cosine / WSD schedule, metrics to JSONL, atomic checkpoints and exact
+//! resume.
+//!
+//! Algorithm 3 *is* Algorithm 1 with the accumulation window's micro-batches as the sources, in
+//! order: [`crate::nexus::pseudo_gradient`] runs the inner NSGD steps on the model (one per
+//! micro-batch) and returns the displacement, which the outer optimizer takes as its gradient.
+//! The same function, the same [`crate::optim::AdamW`]: no second copy of the algorithm. Both
+//! paths do one forward and backward pass per micro-batch; Nexus keeps one extra copy of the
+//! parameters (the start of the inner loop).
+
+use super::{DataSet, Llama, LlamaConfig, Source, TensorParams};
+use crate::error::{ensure, Error, Result};
+use crate::nexus::{pseudo_gradient, step_direction, InnerStep, NexusConfig, SourceGradients};
+use crate::optim::{clip_norm, AdamW, AdamWConfig, NormalizedAdam, Optimizer};
+use crate::params::ParamVec;
+use candle_core::{DType, Device, Tensor};
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What drives the outer step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// AdamW on the accumulated gradient.
+    Adamw,
+    /// Nexus (normalized inner steps) + AdamW.
+    Nexus,
+    /// Nexus with raw inner steps + AdamW.
+    NexusDot,
+    /// Adam fed the normalized accumulated gradient (Nexus with K = 1).
+    Nsgd,
+    /// Nexus's first-order part plus a random direction of the norm of its correction.
+    Random,
+}
+
+impl std::str::FromStr for Variant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "adamw" => Variant::Adamw,
+            "nexus" => Variant::Nexus,
+            "nexus-dot" => Variant::NexusDot,
+            "nsgd" => Variant::Nsgd,
+            "random" => Variant::Random,
+            other => {
+                return Err(Error::InvalidArgument {
+                    name: "variant",
+                    reason: format!(
+                        "unknown variant `{other}` (adamw, nexus, nexus-dot, nsgd, random)"
+                    ),
+                })
+            }
+        })
+    }
+}
+
+/// Learning-rate schedule after the warmup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// Constant.
+    Constant,
+    /// Cosine decay to 10% of the peak.
+    Cosine,
+    /// Warmup-stable-decay: constant, then a linear decay to 10% over the last `decay_fraction`.
+    Wsd,
+}
+
+/// A user data source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Source name.
+    pub name: String,
+    /// Plain text or `.jsonl` file.
+    pub path: PathBuf,
+    /// Mixture weight (ignored for held-out sources).
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Every setting of a run; a TOML file holds any subset (unknown keys are an error).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Model size preset.
+    pub preset: String,
+    /// Optimizer variant.
+    pub variant: Variant,
+    /// Outer steps.
+    pub steps: usize,
+    /// Micro-batches per outer step (Nexus's K).
+    pub accum: usize,
+    /// Sequences per micro-batch.
+    pub micro_batch: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Peak outer learning rate.
+    pub lr: f64,
+    /// Nexus inner step gamma.
+    pub inner_lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Global norm clip of the (pseudo-)gradient.
+    pub clip: f64,
+    /// Linear warmup steps.
+    pub warmup: usize,
+    /// Schedule after warmup.
+    pub schedule: Schedule,
+    /// WSD decay share of the run.
+    pub decay_fraction: f64,
+    /// Run seed (model init and every batch).
+    pub seed: u64,
+    /// Evaluate every this many steps.
+    pub eval_every: usize,
+    /// Checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+    /// Built-in synthetic training languages (used when `sources` is empty).
+    pub languages: usize,
+    /// Built-in held-out languages.
+    pub held_out_languages: usize,
+    /// How different the languages are.
+    pub language_spread: f64,
+    /// Add the arithmetic skill source.
+    pub arithmetic: bool,
+    /// User training sources.
+    pub sources: Vec<FileSource>,
+    /// User held-out sources.
+    pub held_out: Vec<FileSource>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "tiny".into(),
+            variant: Variant::Nexus,
+            steps: 200,
+            accum: 4,
+            micro_batch: 8,
+            seq_len: 32,
+            lr: 3e-3,
+            inner_lr: 0.01,
+            weight_decay: 0.0,
+            clip: 1.0,
+            warmup: 20,
+            schedule: Schedule::Cosine,
+            decay_fraction: 0.2,
+            seed: 1,
+            eval_every: 50,
+            checkpoint_every: 100,
+            languages: 4,
+            held_out_languages: 4,
+            language_spread: 1.0,
+            arithmetic: false,
+            sources: Vec::new(),
+            held_out: Vec::new(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file; unknown keys and bad values are errors that name them.
+    pub fn from_toml(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Data(format!("cannot read config {}: {e}", path.display())))?;
+        let cfg: Self = toml::from_str(&text)
+            .map_err(|e| Error::Data(format!("config {}: {}", path.display(), e.message())))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<()> {
+        LlamaConfig::preset(&self.preset)?;
+        ensure(self.accum >= 1, "accum", || {
+            "need at least one micro-batch per step (K >= 1)".into()
+        })?;
+        ensure(self.micro_batch >= 1 && self.seq_len >= 1, "batch", || {
+            "micro_batch and seq_len must be >= 1".into()
+        })?;
+        for (name, v) in [
+            ("lr", self.lr),
+            ("weight_decay", self.weight_decay),
+            ("decay_fraction", self.decay_fraction),
+        ] {
+            ensure(v >= 0.0 && v.is_finite(), name, || {
+                format!("must be finite and >= 0, got {v}")
+            })?;
+        }
+        ensure(
+            self.inner_lr > 0.0 && self.inner_lr.is_finite(),
+            "inner_lr",
+            || format!("gamma must be finite and > 0, got {}", self.inner_lr),
+        )?;
+        ensure(self.clip > 0.0, "clip", || {
+            format!("must be > 0, got {}", self.clip)
+        })?;
+        ensure(
+            self.language_spread >= 0.0 && self.language_spread.is_finite(),
+            "language_spread",
+            || "must be finite and >= 0".into(),
+        )
+    }
+
+    /// Learning rate at `step` (0-based).
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let progress =
+            (step - self.warmup) as f64 / (self.steps.saturating_sub(self.warmup)).max(1) as f64;
+        let floor = 0.1;
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                self.lr
+                    * (floor
+                        + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+            }
+            Schedule::Wsd => {
+                let start = 1.0 - self.decay_fraction;
+                if progress < start {
+                    self.lr
+                } else {
+                    self.lr
+                        * (1.0
+                            - (1.0 - floor)
+                                * ((progress - start) / self.decay_fraction.max(1e-12)).min(1.0))
+                }
+            }
+        }
+    }
+
+    /// The data set this configuration names.
+    pub fn dataset(&self) -> Result<DataSet> {
+        let (mut sources, mut weights) = (Vec::new(), Vec::new());
+        for s in &self.sources {
+            sources.push(Source::from_file(&s.name, &s.path)?);
+            weights.push(s.weight);
+        }
+        let mut held_out = self
+            .held_out
+            .iter()
+            .map(|s| Source::from_file(&s.name, &s.path))
+            .collect::<Result<Vec<_>>>()?;
+        if sources.is_empty() {
+            for i in 0..self.languages {
+                sources.push(Source::language(self.seed, i, self.language_spread)?);
+                weights.push(1.0);
+            }
+            if held_out.is_empty() {
+                for i in self.languages..self.languages + self.held_out_languages {
+                    held_out.push(Source::language(self.seed, i, self.language_spread)?);
+                }
+            }
+        }
+        if self.arithmetic {
+            sources.push(Source::Arithmetic {
+                name: "arithmetic".into(),
+            });
+            weights.push(1.0);
+        }
+        DataSet::new(sources, weights, held_out, self.seed)
+    }
+}
+
+/// The micro-batches of one accumulation window as Nexus's sources.
+struct MicroBatches<'a> {
+    model: &'a Llama,
+    batches: Vec<Tensor>,
+    losses: Vec<f64>,
+    /// The outer step being taken (1-based), for the divergence message.
+    step: usize,
+}
+
+impl SourceGradients<TensorParams> for MicroBatches<'_> {
+    fn num_sources(&self) -> usize {
+        self.batches.len()
+    }
+    fn gradient(&mut self, source: usize, x: &TensorParams) -> Result<TensorParams> {
+        self.model.set_params(x)?;
+        let (loss, g) = self.model.loss_and_gradients(&self.batches[source])?;
+        // Stop at the first non-finite loss, before it can reach an inner or outer step.
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                step: self.step,
+                loss,
+            });
+        }
+        self.losses.push(loss);
+        Ok(g)
+    }
+}
+
+enum Outer {
+    Plain(AdamW<TensorParams>),
+    Normalized(NormalizedAdam<TensorParams>),
+}
+
+impl Outer {
+    fn adam(&self) -> &AdamW<TensorParams> {
+        match self {
+            Outer::Plain(a) => a,
+            Outer::Normalized(n) => n.adam(),
+        }
+    }
+    fn adam_mut(&mut self) -> &mut AdamW<TensorParams> {
+        match self {
+            Outer::Plain(a) => a,
+            Outer::Normalized(n) => n.adam_mut(),
+        }
+    }
+    fn step(&mut self, p: &mut TensorParams, g: &TensorParams) -> Result<()> {
+        match self {
+            Outer::Plain(a) => a.step(p, g),
+            Outer::Normalized(n) => n.step(p, g),
+        }
+    }
+}
+
+/// Per-step numbers.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StepStats {
+    /// Step just taken (1-based).
+    pub step: usize,
+    /// Mean micro-batch loss (for Nexus, along the inner trajectory).
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Norm of the (pseudo-)gradient before clipping.
+    pub grad_norm: f64,
+}
+
+/// Evaluation numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    /// Step evaluated at.
+    pub step: usize,
+    /// Validation loss per training source.
+    pub validation: Vec<(String, f64)>,
+    /// Mean validation loss over training sources.
+    pub validation_mean: f64,
+    /// Loss per held-out source.
+    pub held_out: Vec<(String, f64)>,
+    /// Mean held-out loss (NaN without held-out sources).
+    pub held_out_mean: f64,
+    /// Mean pairwise cosine of per-source validation gradients (pairs i < j).
+    pub gradient_cosine: f64,
+    /// Exact-match accuracy on arithmetic prompts, when the skill source is trained on.
+    pub arithmetic_exact_match: Option<f64>,
+}
+
+/// A training run.
+pub struct Trainer {
+    /// Its configuration.
+    pub cfg: TrainConfig,
+    /// The model (holding the current parameters).
+    pub model: Llama,
+    /// Its data.
+    pub data: DataSet,
+    params: TensorParams,
+    outer: Outer,
+    step: usize,
+    out: PathBuf,
+}
+
+const VALIDATION_ROWS: usize = 16;
+
+impl Trainer {
+    /// A fresh run writing into `out`.
+    pub fn new(cfg: TrainConfig, out: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        cfg.validate()?;
+        let data = cfg.dataset()?;
+        let model = Llama::new(LlamaConfig::preset(&cfg.preset)?, cfg.seed, device, dtype)?;
+        let adam = AdamWConfig {
+            lr: cfg.lr,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-10,
+            weight_decay: cfg.weight_decay,
+        };
+        let outer = if cfg.variant == Variant::Nsgd {
+            Outer::Normalized(NormalizedAdam::new(adam)?)
+        } else {
+            Outer::Plain(AdamW::new(adam)?)
+        };
+        let params = model.params()?;
+        std::fs::create_dir_all(out).map_err(|e| Error::Io {
+            path: out.display().to_string(),
+            source: e,
+        })?;
+        Ok(Self {
+            cfg,
+            model,
+            data,
+            params,
+            outer,
+            step: 0,
+            out: out.to_path_buf(),
+        })
+    }
+
+    /// Continues the run checkpointed in `out` (its configuration is read from the checkpoint).
+    pub fn resume(out: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        let dir = checkpoint_dir(out)?;
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("state.json")).map_err(|e| {
+                Error::Io {
+                    path: dir.display().to_string(),
+                    source: e,
+                }
+            })?)?;
+        let cfg: TrainConfig = serde_json::from_value(state["config"].clone())?;
+        let mut t = Self::new(cfg, out, device, dtype)?;
+        t.model.load_params(&dir)?;
+        t.params = t.model.params()?;
+        t.step = state["step"]
+            .as_u64()
+            .ok_or_else(|| Error::Data("checkpoint state lacks `step`".into()))?
+            as usize;
+        let adam_t = state["adam_steps"].as_u64().unwrap_or(0);
+        let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), device)?;
+        let collect = |prefix: &str| -> Option<TensorParams> {
+            let tensors: Option<Vec<Tensor>> = (0..t.model.names().len())
+                .map(|i| moments.get(&format!("{prefix}.{i}")).cloned())
+                .collect();
+            tensors.map(|tensors| TensorParams { tensors })
+        };
+        let (m, v) = (collect("m"), collect("v"));
+        t.outer.adam_mut().restore(m, v, adam_t);
+        t.truncate_metrics()?;
+        Ok(t)
+    }
+
+    /// Steps taken.
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// One outer step.
+    pub fn step(&mut self) -> Result<StepStats> {
+        let cfg = &self.cfg;
+        let lr = cfg.lr_at(self.step);
+        let len = cfg.seq_len;
+        let device = self.model.device().clone();
+        let batches = (0..cfg.accum)
+            .map(|m| {
+                let (_, tokens) = self.data.micro_batch(self.step, m, cfg.micro_batch, len);
+                Ok(Tensor::from_vec(
+                    tokens,
+                    (cfg.micro_batch, len + 1),
+                    &device,
+                )?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut oracle = MicroBatches {
+            model: &self.model,
+            batches,
+            losses: Vec::new(),
+            step: self.step + 1,
+        };
+        let order: Vec<usize> = (0..cfg.accum).collect();
+        let nexus = NexusConfig {
+            inner_step: if cfg.variant == Variant::NexusDot {
+                InnerStep::Raw
+            } else {
+                InnerStep::Normalized
+            },
+            ..NexusConfig::new(cfg.accum, cfg.inner_lr)?
+        };
+        let mut grad = match cfg.variant {
+            Variant::Adamw | Variant::Nsgd => {
+                let mut sum = oracle.gradient(0, &self.params)?;
+                for i in 1..cfg.accum {
+                    sum.axpy(1.0, &oracle.gradient(i, &self.params)?)?;
+                }
+                sum.scale(1.0 / cfg.accum as f64)?;
+                sum
+            }
+            Variant::Nexus | Variant::NexusDot => {
+                pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?
+            }
+            Variant::Random => {
+                let pg = pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?;
+                let mut first = self.params.zeros_like()?;
+                for i in 0..cfg.accum {
+                    first.axpy(
+                        1.0,
+                        &step_direction(&oracle.gradient(i, &self.params)?, &nexus)?,
+                    )?;
+                }
+                let correction = pg.minus(&first)?.norm()?;
+                let u = random_unit(&self.params, self.data.seed, self.step)?;
+                first.axpy(correction, &u)?;
+                first
+            }
+        };
+        let loss = oracle.losses.iter().sum::<f64>() / oracle.losses.len() as f64;
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                step: self.step + 1,
+                loss,
+            });
+        }
+        let grad_norm = clip_norm(&mut grad, cfg.clip)?;
+        self.outer.adam_mut().set_lr(lr)?;
+        self.outer.step(&mut self.params, &grad)?;
+        if !self.params.all_finite()? {
+            return Err(Error::Diverged {
+                step: self.step + 1,
+                loss: f64::NAN,
+            });
+        }
+        self.model.set_params(&self.params)?;
+        self.step += 1;
+        Ok(StepStats {
+            step: self.step,
+            loss,
+            lr,
+            grad_norm,
+        })
+    }
+
+    /// Validation and held-out losses, gradient similarity and skill accuracy at the current point.
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        let device = self.model.device().clone();
+        let len = self.cfg.seq_len;
+        let tokens = |s: &Source| -> Result<Tensor> {
+            Ok(Tensor::from_vec(
+                self.data.validation(s, VALIDATION_ROWS, len),
+                (VALIDATION_ROWS, len + 1),
+                &device,
+            )?)
+        };
+        let validation = self
+            .data
+            .sources
+            .iter()
+            .map(|s| Ok((s.name().to_string(), self.model.eval_loss(&tokens(s)?)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let held_out = self
+            .data
+            .held_out
+            .iter()
+            .map(|s| Ok((s.name().to_string(), self.model.eval_loss(&tokens(s)?)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mean = |v: &[(String, f64)]| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64;
+        let grads = self
+            .data
+            .sources
+            .iter()
+            .map(|s| Ok(self.model.loss_and_gradients(&tokens(s)?)?.1))
+            .collect::<Result<Vec<_>>>()?;
+        let (mut cos, mut pairs) = (0.0, 0);
+        for i in 0..grads.len() {
+            for j in i + 1..grads.len() {
+                cos += grads[i].dot(&grads[j])? / (grads[i].norm()? * grads[j].norm()?);
+                pairs += 1;
+            }
+        }
+        let arithmetic_exact_match = if self
+            .data
+            .sources
+            .iter()
+            .any(|s| matches!(s, Source::Arithmetic { .. }))
+        {
+            Some(self.arithmetic_accuracy(20)?)
+        } else {
+            None
+        };
+        Ok(Evaluation {
+            step: self.step,
+            validation_mean: mean(&validation),
+            held_out_mean: if held_out.is_empty() {
+                f64::NAN
+            } else {
+                mean(&held_out)
+            },
+            validation,
+            held_out,
+            gradient_cosine: if pairs > 0 {
+                cos / pairs as f64
+            } else {
+                f64::NAN
+            },
+            arithmetic_exact_match,
+        })
+    }
+
+    fn arithmetic_accuracy(&self, n: usize) -> Result<f64> {
+        let mut hits = 0;
+        for i in 0..n {
+            let (a, b) = ((i * 37 + 11) % 100, (i * 53 + 7) % 100);
+            let answer = format!("{};", a + b);
+            let out = self
+                .model
+                .generate(format!("{a}+{b}=").as_bytes(), answer.len())?;
+            hits += usize::from(out == answer.as_bytes());
+        }
+        Ok(hits as f64 / n as f64)
+    }
+
+    /// Writes the checkpoint atomically: a fresh folder, then a rename over the old one.
+    pub fn checkpoint(&self) -> Result<()> {
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |e| Error::Io {
+                path: p.clone(),
+                source: e,
+            }
+        };
+        let (dir, tmp, old) = (
+            self.out.join("checkpoint"),
+            self.out.join("checkpoint.tmp"),
+            self.out.join("checkpoint.old"),
+        );
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        self.model.save(&tmp)?;
+        let (m, v, adam_t) = self.outer.adam().moments();
+        let mut map = std::collections::HashMap::new();
+        for (prefix, p) in [("m", m), ("v", v)] {
+            if let Some(p) = p {
+                for (i, t) in p.tensors.iter().enumerate() {
+                    map.insert(format!("{prefix}.{i}"), t.clone());
+                }
+            }
+        }
+        candle_core::safetensors::save(&map, tmp.join("optimizer.safetensors"))?;
+        let state = serde_json::json!({"step": self.step, "adam_steps": adam_t, "config": self.cfg, "crate_version": crate::VERSION});
+        std::fs::write(
+            tmp.join("state.json"),
+            serde_json::to_string_pretty(&state)?,
+        )
+        .map_err(io(&tmp))?;
+        if dir.exists() {
+            std::fs::rename(&dir, &old).map_err(io(&dir))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(io(&tmp))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok(())
+    }
+
+    /// Appends one JSON line to `metrics.jsonl`.
+    pub fn log(&self, record: &serde_json::Value) -> Result<()> {
+        let path = self.out.join("metrics.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+        writeln!(f, "{record}").map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })
+    }
+
+    /// Drops metric lines written after the checkpoint being resumed.
+    fn truncate_metrics(&self) -> Result<()> {
+        let path = self.out.join("metrics.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s as usize <= self.step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        crate::report::write_atomic(&path, kept.as_bytes())
+    }
+
+    /// Runs to `cfg.steps`, logging, evaluating and checkpointing on the way. On a NaN or
+    /// infinite loss it stops with [`Error::Diverged`] and leaves the last checkpoint as it was.
+    pub fn run(&mut self, progress: &indicatif::ProgressBar) -> Result<Option<Evaluation>> {
+        progress.set_length(self.cfg.steps as u64);
+        progress.set_position(self.step as u64);
+        let mut last = None;
+        while self.step < self.cfg.steps {
+            let stats = self.step()?;
+            self.log(&serde_json::to_value(stats)?)?;
+            progress.inc(1);
+            progress.set_message(format!("loss {:.4}", stats.loss));
+            if self.step.is_multiple_of(self.cfg.eval_every.max(1)) || self.step == self.cfg.steps {
+                let e = self.evaluate()?;
+                self.log(&serde_json::json!({"step": self.step, "eval": e}))?;
+                last = Some(e);
+            }
+            if self.step.is_multiple_of(self.cfg.checkpoint_every.max(1)) || self.step == self.cfg.steps {
+                self.checkpoint()?;
+            }
+        }
+        Ok(last)
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> &TensorParams {
+        &self.params
+    }
+}
+
+/// The checkpoint folder of a run (or the previous one, if a crash interrupted the swap).
+pub fn checkpoint_dir(out: &Path) -> Result<PathBuf> {
+    for name in ["checkpoint", "checkpoint.old"] {
+        let d = out.join(name);
+        if d.join("state.json").exists() {
+            return Ok(d);
+        }
+    }
+    Err(Error::Data(format!("no checkpoint in {}", out.display())))
+}
+
+/// A uniformly random unit direction in parameter space, a function of the seed and the step.
+fn random_unit(like: &TensorParams, seed: u64, step: usize) -> Result<TensorParams> {
+    let mut rng = crate::rng_for(seed, &format!("random-direction:{step}"));
+    let mut tensors = Vec::with_capacity(like.tensors.len());
+    for t in &like.tensors {
+        let values: Vec<f64> = (0..t.elem_count())
+            .map(|_| Distribution::<f64>::sample(&StandardNormal, &mut rng))
+            .collect();
+        tensors.push(Tensor::from_vec(values, t.dims(), t.device())?.to_dtype(t.dtype())?);
+    }
+    let mut u = TensorParams { tensors };
+    let n = u.norm()?;
+    u.scale(1.0 / n)?;
+    Ok(u)
+}

@@ -1,0 +1,211 @@
+//! Llama training: exact resume, the NaN stop, data and config errors, and a Nexus run whose
+//! loss goes down.
+
+use candle_core::{DType, Device};
+use indicatif::ProgressBar;
+use nexus_lab::llama::{checkpoint_dir, FileSource, Source, TrainConfig, Trainer, Variant};
+use nexus_lab::Error;
+use std::path::PathBuf;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nexus-lab-train-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    d
+}
+
+fn small(variant: Variant, steps: usize) -> TrainConfig {
+    TrainConfig {
+        preset: "micro".into(),
+        variant,
+        steps,
+        accum: 3,
+        micro_batch: 2,
+        seq_len: 8,
+        lr: 1e-2,
+        warmup: 2,
+        eval_every: 1000,
+        checkpoint_every: 3,
+        languages: 3,
+        held_out_languages: 1,
+        ..TrainConfig::default()
+    }
+}
+
+fn flat(t: &Trainer) -> Vec<f32> {
+    t.params()
+        .tensors
+        .iter()
+        .flat_map(|x| x.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .collect()
+}
+
+/// Stopping after 3 steps and resuming from the checkpoint ends bit-identical to 6 straight steps.
+#[test]
+fn resume_is_bit_identical() {
+    for variant in [Variant::Nexus, Variant::Adamw, Variant::Random] {
+        let (a, b) = (
+            scratch(&format!("a{variant:?}")),
+            scratch(&format!("b{variant:?}")),
+        );
+        let mut straight = Trainer::new(small(variant, 6), &a, &Device::Cpu, DType::F32).unwrap();
+        straight.run(&ProgressBar::hidden()).unwrap();
+        let mut first = Trainer::new(small(variant, 6), &b, &Device::Cpu, DType::F32).unwrap();
+        for _ in 0..3 {
+            first.step().unwrap();
+        }
+        first.checkpoint().unwrap();
+        drop(first);
+        let mut resumed = Trainer::resume(&b, &Device::Cpu, DType::F32).unwrap();
+        assert_eq!(resumed.step_count(), 3);
+        resumed.run(&ProgressBar::hidden()).unwrap();
+        assert_eq!(flat(&straight), flat(&resumed), "{variant:?}");
+        for d in [a, b] {
+            std::fs::remove_dir_all(d).ok();
+        }
+    }
+}
+
+/// A huge learning rate makes the loss non-finite: the run stops with a clear error and the last
+/// checkpoint is left as it was and still loads.
+#[test]
+fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
+    let out = scratch("nan");
+    let cfg = TrainConfig {
+        lr: 1e30,
+        warmup: 0,
+        checkpoint_every: 1,
+        ..small(Variant::Nexus, 50)
+    };
+    let mut t = Trainer::new(cfg, &out, &Device::Cpu, DType::F32).unwrap();
+    let err = t.run(&ProgressBar::hidden()).unwrap_err();
+    let Error::Diverged { step, .. } = err else {
+        panic!("expected Diverged, got {err}")
+    };
+    assert!(err.to_string().contains("non-finite loss"));
+    let dir = checkpoint_dir(&out).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["step"].as_u64().unwrap() as usize,
+        step - 1,
+        "the checkpoint is the last good step"
+    );
+    let resumed = Trainer::resume(&out, &Device::Cpu, DType::F32).unwrap();
+    assert!(resumed.params().tensors.iter().all(|x| x
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+        .is_finite()));
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn bad_data_and_config_are_clear_errors() {
+    let dir = scratch("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = Source::from_file("code", &dir.join("nope.txt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("code") && missing.contains("cannot read"),
+        "{missing}"
+    );
+    std::fs::write(dir.join("empty.txt"), "").unwrap();
+    assert!(Source::from_file("empty", &dir.join("empty.txt"))
+        .unwrap_err()
+        .to_string()
+        .contains("is empty"));
+    std::fs::write(dir.join("bad.jsonl"), "{\"body\": \"x\"}\n").unwrap();
+    assert!(Source::from_file("j", &dir.join("bad.jsonl"))
+        .unwrap_err()
+        .to_string()
+        .contains("\"text\""));
+    std::fs::write(
+        dir.join("ok.jsonl"),
+        "{\"text\": \"hello world\"}\n{\"text\": \"again\"}\n",
+    )
+    .unwrap();
+    assert!(Source::from_file("j", &dir.join("ok.jsonl")).is_ok());
+    std::fs::write(dir.join("run.toml"), "steps = 5\nlearning_rate = 0.1\n").unwrap();
+    let unknown = TrainConfig::from_toml(&dir.join("run.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("learning_rate"), "{unknown}");
+    std::fs::write(dir.join("run.toml"), "steps = 5\naccum = 0\n").unwrap();
+    assert!(TrainConfig::from_toml(&dir.join("run.toml"))
+        .unwrap_err()
+        .to_string()
+        .contains("K >= 1"));
+    let cfg = TrainConfig {
+        sources: vec![FileSource {
+            name: "gone".into(),
+            path: dir.join("gone.txt"),
+            weight: 1.0,
+        }],
+        ..small(Variant::Nexus, 2)
+    };
+    assert!(Trainer::new(cfg, &dir.join("out"), &Device::Cpu, DType::F32).is_err());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn user_text_sources_train() {
+    let dir = scratch("text");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.txt"),
+        "the quick brown fox jumps over the lazy dog. ".repeat(20),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.jsonl"),
+        "{\"text\": \"lorem ipsum dolor sit amet\"}\n".repeat(20),
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        sources: vec![FileSource {
+            name: "a".into(),
+            path: dir.join("a.txt"),
+            weight: 2.0,
+        }],
+        held_out: vec![FileSource {
+            name: "b".into(),
+            path: dir.join("b.jsonl"),
+            weight: 1.0,
+        }],
+        ..small(Variant::Nexus, 3)
+    };
+    let mut t = Trainer::new(cfg, &dir.join("out"), &Device::Cpu, DType::F32).unwrap();
+    let e = t.run(&ProgressBar::hidden()).unwrap().unwrap();
+    assert_eq!(e.held_out[0].0, "b");
+    assert!(e.held_out_mean.is_finite());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A short Nexus run on the synthetic languages: the mean loss of the last steps is well below
+/// the first step's (byte-level loss starts near ln 256 = 5.5).
+#[test]
+fn short_nexus_run_reduces_the_loss() {
+    let out = scratch("descent");
+    let cfg = TrainConfig {
+        preset: "micro".into(),
+        steps: 40,
+        lr: 2e-2,
+        seq_len: 16,
+        micro_batch: 4,
+        checkpoint_every: 1000,
+        ..small(Variant::Nexus, 40)
+    };
+    let mut t = Trainer::new(cfg, &out, &Device::Cpu, DType::F32).unwrap();
+    let first = t.step().unwrap().loss;
+    let mut last = Vec::new();
+    for _ in 1..40 {
+        last.push(t.step().unwrap().loss);
+    }
+    let tail = last[last.len() - 5..].iter().sum::<f64>() / 5.0;
+    assert!(tail < first - 1.0, "loss {first} -> {tail}");
+    std::fs::remove_dir_all(out).ok();
+}
