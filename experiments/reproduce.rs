@@ -8,7 +8,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use nexus_lab::claims::{self, Claim, Settings};
-use nexus_lab::report::{self, ClaimReport};
+use nexus_lab::report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,7 +63,6 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    let mut fresh: Vec<ClaimReport> = Vec::new();
     for claim in &selected {
         let bar = ProgressBar::new(0)
             .with_style(style.clone())
@@ -73,59 +72,15 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
         report::write_json(&r, &args.out)?;
         report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
         eprintln!("{:>12}: {}", r.id, r.verdict.label());
-        fresh.push(r);
     }
-    // REPORT.md covers every claim: the ones not re-run are read back from their JSON reports.
-    let mut all = Vec::new();
-    for claim in claims::registry() {
-        if let Some(r) = fresh.iter().find(|r| r.id == claim.id()) {
-            all.push(r.clone());
-        } else if let Some(r) = read_back(&args.out, claim.id())? {
-            all.push(r);
-        }
-    }
+    // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
+    let all = report::load_all(&args.out)?;
     report::write_summary(&all, &args.out, args.settings.seed, args.settings.quick)?;
     // The README's table mirrors the committed figures/ only; runs elsewhere leave it alone.
     if args.out == std::path::Path::new(DEFAULT_OUT) {
-        update_readme(&all)?;
+        report::update_readme(std::path::Path::new("README.md"), &all)?;
     }
     Ok(())
-}
-
-/// Reads a previously written report, if there is one.
-fn read_back(out: &std::path::Path, id: &str) -> nexus_lab::Result<Option<ClaimReport>> {
-    let path = out.join("reports").join(format!("{id}.json"));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(serde_json::from_str(&text)?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(nexus_lab::Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        }),
-    }
-}
-
-/// Replaces the verdict table between the README's markers, when run from the crate root.
-fn update_readme(reports: &[ClaimReport]) -> nexus_lab::Result<()> {
-    const START: &str = "<!-- verdicts:start -->";
-    const END: &str = "<!-- verdicts:end -->";
-    let path = PathBuf::from("README.md");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        return Ok(());
-    };
-    if b < a {
-        return Ok(());
-    }
-    let new = format!(
-        "{}{START}\n{}{}",
-        &text[..a],
-        report::verdict_table(reports, "figures/"),
-        &text[b..]
-    );
-    report::write_atomic(&path, new.as_bytes())
 }
 
 fn main() -> ExitCode {

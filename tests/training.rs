@@ -42,7 +42,12 @@ fn flat(t: &Trainer) -> Vec<f32> {
 /// Stopping after 3 steps and resuming from the checkpoint ends bit-identical to 6 straight steps.
 #[test]
 fn resume_is_bit_identical() {
-    for variant in [Variant::Nexus, Variant::Adamw, Variant::Random] {
+    for variant in [
+        Variant::Nexus,
+        Variant::Adamw,
+        Variant::Random,
+        Variant::MuonNexus,
+    ] {
         let (a, b) = (
             scratch(&format!("a{variant:?}")),
             scratch(&format!("b{variant:?}")),

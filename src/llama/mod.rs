@@ -3,11 +3,13 @@
 
 mod data;
 mod model;
+mod muon;
 mod params;
 mod train;
 
 pub use data::{DataSet, Source};
 pub use model::{Llama, LlamaConfig};
+pub use muon::Muon;
 pub use params::TensorParams;
 pub use train::{
     checkpoint_dir, Evaluation, FileSource, Schedule, StepStats, TrainConfig, Trainer, Variant,

@@ -66,7 +66,8 @@ impl LlamaConfig {
     /// Checks the shape is usable.
     pub fn validate(&self) -> Result<()> {
         ensure(
-            self.num_attention_heads > 0 && self.hidden_size.is_multiple_of(self.num_attention_heads),
+            self.num_attention_heads > 0
+                && self.hidden_size.is_multiple_of(self.num_attention_heads),
             "num_attention_heads",
             || format!("must divide hidden_size {}", self.hidden_size),
         )?;

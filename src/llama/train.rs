@@ -35,6 +35,11 @@ pub enum Variant {
     Nsgd,
     /// Nexus's first-order part plus a random direction of the norm of its correction.
     Random,
+    /// Muon on the accumulated gradient (AdamW for embeddings, head and norms).
+    Muon,
+    /// Nexus's displacement fed to Muon.
+    #[serde(rename = "muon+nexus")]
+    MuonNexus,
 }
 
 impl std::str::FromStr for Variant {
@@ -46,12 +51,12 @@ impl std::str::FromStr for Variant {
             "nexus-dot" => Variant::NexusDot,
             "nsgd" => Variant::Nsgd,
             "random" => Variant::Random,
+            "muon" => Variant::Muon,
+            "muon+nexus" => Variant::MuonNexus,
             other => {
                 return Err(Error::InvalidArgument {
                     name: "variant",
-                    reason: format!(
-                        "unknown variant `{other}` (adamw, nexus, nexus-dot, nsgd, random)"
-                    ),
+                    reason: format!("unknown variant `{other}` (adamw, nexus, nexus-dot, nsgd, random, muon, muon+nexus)"),
                 })
             }
         })
@@ -107,6 +112,8 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Nexus inner step gamma.
     pub inner_lr: f64,
+    /// Peak learning rate of Muon's matrix updates (variants `muon`, `muon+nexus`).
+    pub muon_lr: f64,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// Global norm clip of the (pseudo-)gradient.
@@ -148,6 +155,7 @@ impl Default for TrainConfig {
             seq_len: 32,
             lr: 3e-3,
             inner_lr: 0.01,
+            muon_lr: 0.02,
             weight_decay: 0.0,
             clip: 1.0,
             warmup: 20,
@@ -303,6 +311,7 @@ impl SourceGradients<TensorParams> for MicroBatches<'_> {
 enum Outer {
     Plain(AdamW<TensorParams>),
     Normalized(NormalizedAdam<TensorParams>),
+    Muon(super::Muon),
 }
 
 impl Outer {
@@ -310,19 +319,29 @@ impl Outer {
         match self {
             Outer::Plain(a) => a,
             Outer::Normalized(n) => n.adam(),
+            Outer::Muon(m) => m.adam(),
         }
     }
     fn adam_mut(&mut self) -> &mut AdamW<TensorParams> {
         match self {
             Outer::Plain(a) => a,
             Outer::Normalized(n) => n.adam_mut(),
+            Outer::Muon(m) => m.adam_mut(),
         }
     }
     fn step(&mut self, p: &mut TensorParams, g: &TensorParams) -> Result<()> {
         match self {
             Outer::Plain(a) => a.step(p, g),
             Outer::Normalized(n) => n.step(p, g),
+            Outer::Muon(m) => m.step(p, g),
         }
+    }
+    /// Sets the learning rates for a schedule factor `f` of the peak.
+    fn set_lr(&mut self, cfg: &TrainConfig, f: f64) -> Result<()> {
+        if let Outer::Muon(m) = self {
+            m.set_lr(cfg.muon_lr * f);
+        }
+        self.adam_mut().set_lr(cfg.lr * f)
     }
 }
 
@@ -387,10 +406,17 @@ impl Trainer {
             eps: 1e-10,
             weight_decay: cfg.weight_decay,
         };
-        let outer = if cfg.variant == Variant::Nsgd {
-            Outer::Normalized(NormalizedAdam::new(adam)?)
-        } else {
-            Outer::Plain(AdamW::new(adam)?)
+        let outer = match cfg.variant {
+            Variant::Nsgd => Outer::Normalized(NormalizedAdam::new(adam)?),
+            Variant::Muon | Variant::MuonNexus => {
+                let matrix = model
+                    .names()
+                    .iter()
+                    .map(|n| n.contains(".self_attn.") || n.contains(".mlp."))
+                    .collect();
+                Outer::Muon(super::Muon::new(cfg.muon_lr, 0.95, matrix, adam)?)
+            }
+            _ => Outer::Plain(AdamW::new(adam)?),
         };
         let params = model.params()?;
         std::fs::create_dir_all(out).map_err(|e| Error::Io {
@@ -436,6 +462,12 @@ impl Trainer {
         };
         let (m, v) = (collect("m"), collect("v"));
         t.outer.adam_mut().restore(m, v, adam_t);
+        let buffers: Option<Vec<Tensor>> = (0..t.model.names().len())
+            .map(|i| moments.get(&format!("muon.{i}")).cloned())
+            .collect();
+        if let Outer::Muon(muon) = &mut t.outer {
+            muon.restore_buffers(buffers);
+        }
         t.truncate_metrics()?;
         Ok(t)
     }
@@ -477,7 +509,7 @@ impl Trainer {
             ..NexusConfig::new(cfg.accum, cfg.inner_lr)?
         };
         let mut grad = match cfg.variant {
-            Variant::Adamw | Variant::Nsgd => {
+            Variant::Adamw | Variant::Nsgd | Variant::Muon => {
                 let mut sum = oracle.gradient(0, &self.params)?;
                 for i in 1..cfg.accum {
                     sum.axpy(1.0, &oracle.gradient(i, &self.params)?)?;
@@ -485,7 +517,7 @@ impl Trainer {
                 sum.scale(1.0 / cfg.accum as f64)?;
                 sum
             }
-            Variant::Nexus | Variant::NexusDot => {
+            Variant::Nexus | Variant::NexusDot | Variant::MuonNexus => {
                 pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?
             }
             Variant::Random => {
@@ -511,7 +543,8 @@ impl Trainer {
             });
         }
         let grad_norm = clip_norm(&mut grad, cfg.clip)?;
-        self.outer.adam_mut().set_lr(lr)?;
+        self.outer
+            .set_lr(&self.cfg, lr / self.cfg.lr.max(f64::MIN_POSITIVE))?;
         self.outer.step(&mut self.params, &grad)?;
         if !self.params.all_finite()? {
             return Err(Error::Diverged {
@@ -635,6 +668,11 @@ impl Trainer {
                 }
             }
         }
+        if let Outer::Muon(muon) = &self.outer {
+            for (i, t) in muon.buffers().into_iter().flatten().enumerate() {
+                map.insert(format!("muon.{i}"), t.clone());
+            }
+        }
         candle_core::safetensors::save(&map, tmp.join("optimizer.safetensors"))?;
         let state = serde_json::json!({"step": self.step, "adam_steps": adam_t, "config": self.cfg, "crate_version": crate::VERSION});
         std::fs::write(
@@ -704,7 +742,9 @@ impl Trainer {
                 self.log(&serde_json::json!({"step": self.step, "eval": e}))?;
                 last = Some(e);
             }
-            if self.step.is_multiple_of(self.cfg.checkpoint_every.max(1)) || self.step == self.cfg.steps {
+            if self.step.is_multiple_of(self.cfg.checkpoint_every.max(1))
+                || self.step == self.cfg.steps
+            {
                 self.checkpoint()?;
             }
         }
@@ -714,6 +754,47 @@ impl Trainer {
     /// The current parameters.
     pub fn params(&self) -> &TensorParams {
         &self.params
+    }
+
+    /// The paper's closeness measurement (Table 4, Fig. 7): fine-tune a copy of the current point
+    /// on one source with full-batch AdamW (a fixed batch of the source, `steps` steps) and return
+    /// `||x_k* - x||` with the source's loss along the segment at `t = 0, 1/4, ..., 1`.
+    /// The model is left at the current point.
+    pub fn finetune_distance(
+        &self,
+        source: &Source,
+        steps: usize,
+        lr: f64,
+    ) -> Result<(f64, Vec<f64>)> {
+        let len = self.cfg.seq_len;
+        let tokens = Tensor::from_vec(
+            self.data.validation(source, VALIDATION_ROWS, len),
+            (VALIDATION_ROWS, len + 1),
+            self.model.device(),
+        )?;
+        let mut adam = AdamW::new(AdamWConfig {
+            lr,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-10,
+            weight_decay: 0.0,
+        })?;
+        let mut p = self.params.clone();
+        for _ in 0..steps {
+            self.model.set_params(&p)?;
+            let (_, g) = self.model.loss_and_gradients(&tokens)?;
+            adam.step(&mut p, &g)?;
+        }
+        let delta = p.minus(&self.params)?;
+        let mut path = Vec::new();
+        for i in 0..=4 {
+            let mut q = self.params.clone();
+            q.axpy(i as f64 / 4.0, &delta)?;
+            self.model.set_params(&q)?;
+            path.push(self.model.eval_loss(&tokens)?);
+        }
+        self.model.set_params(&self.params)?;
+        Ok((delta.norm()?, path))
     }
 }
 

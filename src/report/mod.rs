@@ -338,6 +338,59 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// Every report in `dir/reports/`: the registered claims in registry order, then any other
+/// report (an experiment's) sorted by id.
+pub fn load_all(dir: &Path) -> Result<Vec<ClaimReport>> {
+    let reports_dir = dir.join("reports");
+    let mut found: Vec<ClaimReport> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&reports_dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().and_then(|x| x.to_str()) == Some("json") {
+                let text = std::fs::read_to_string(&path).map_err(|err| Error::Io {
+                    path: path.display().to_string(),
+                    source: err,
+                })?;
+                found.push(serde_json::from_str(&text)?);
+            }
+        }
+    }
+    let order: Vec<&str> = crate::claims::registry().iter().map(|c| c.id()).collect();
+    found.sort_by_key(|r| {
+        (
+            order
+                .iter()
+                .position(|id| *id == r.id)
+                .unwrap_or(usize::MAX),
+            r.id.clone(),
+        )
+    });
+    Ok(found)
+}
+
+/// Replaces the verdict table between the README's markers `<!-- verdicts:start -->` and
+/// `<!-- verdicts:end -->`; a README without them is left alone.
+pub fn update_readme(readme: &Path, reports: &[ClaimReport]) -> Result<()> {
+    const START: &str = "<!-- verdicts:start -->";
+    const END: &str = "<!-- verdicts:end -->";
+    let Ok(text) = std::fs::read_to_string(readme) else {
+        return Ok(());
+    };
+    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
+        return Ok(());
+    };
+    if b < a {
+        return Ok(());
+    }
+    let new = format!(
+        "{}{START}\n{}{}",
+        &text[..a],
+        verdict_table(reports, "figures/"),
+        &text[b..]
+    );
+    write_atomic(readme, new.as_bytes())
+}
+
 /// Writes a report as pretty JSON to `dir/reports/<id>.json`.
 pub fn write_json(report: &ClaimReport, dir: &Path) -> Result<()> {
     let path = dir.join("reports").join(format!("{}.json", report.id));
