@@ -75,6 +75,14 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
     }
     // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
     let all = report::load_all(&args.out)?;
+    // Figures of reports not re-run here (other claims, experiments' reports) are redrawn from
+    // their JSON, so every figure follows the current plotting code.
+    for r in all
+        .iter()
+        .filter(|r| !selected.iter().any(|c| c.id() == r.id))
+    {
+        report::draw_figure(r, &args.out.join(format!("{}.png", r.id)))?;
+    }
     report::write_summary(&all, &args.out, args.settings.seed, args.settings.quick)?;
     // The README's table mirrors the committed figures/ only; runs elsewhere leave it alone.
     if args.out == std::path::Path::new(DEFAULT_OUT) {

@@ -102,17 +102,23 @@ impl Optimizer<TensorParams> for Muon {
         };
         let mut adam_params = params.clone();
         self.adam.step(&mut adam_params, &masked)?;
-        for i in 0..params.tensors.len() {
-            if !self.matrix[i] {
-                params.tensors[i] = adam_params.tensors[i].clone();
+        let tensors = params
+            .tensors
+            .iter_mut()
+            .zip(&grad.tensors)
+            .zip(buffers.iter_mut())
+            .zip(&self.matrix);
+        for (i, (((p, g), buf), &is_matrix)) in tensors.enumerate() {
+            if !is_matrix {
+                *p = adam_params.tensors[i].clone();
                 continue;
             }
-            buffers[i] = ((&buffers[i] * self.momentum)? + &grad.tensors[i])?;
-            let nesterov = (&grad.tensors[i] + (&buffers[i] * self.momentum)?)?;
+            *buf = ((&*buf * self.momentum)? + g)?;
+            let nesterov = (g + (&*buf * self.momentum)?)?;
             let update = newton_schulz(&nesterov)?;
             let (rows, cols) = update.dims2()?;
             let scale = (rows as f64 / cols as f64).max(1.0).sqrt();
-            params.tensors[i] = (&params.tensors[i] - (update * (self.lr * scale))?)?;
+            *p = (&*p - (update * (self.lr * scale))?)?;
         }
         Ok(())
     }

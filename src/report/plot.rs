@@ -2,6 +2,7 @@
 
 use super::{ClaimReport, Figure, Role, Series};
 use crate::error::{Error, Result};
+use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
@@ -21,13 +22,15 @@ fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Plot(e.to_string())
 }
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
 ];
 
 /// Draws the report's figure to `path` (PNG), atomically.
@@ -149,7 +152,8 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     root.present().map_err(plot_err)
 }
 
-/// Log-log curves with dashed guides.
+/// Curves with dashed guides: log x; log y when the data span a decade or more, else linear y
+/// (a log axis over a narrow range gets no tick labels).
 fn draw_curves(
     series: &[Series],
     x_label: &str,
@@ -167,22 +171,61 @@ fn draw_curves(
             .flat_map(|s| s.y.iter().map(|y| y.abs())),
         true,
     );
-    let mut chart = ChartBuilder::on(&root)
+    let mut builder = ChartBuilder::on(&root);
+    builder
         .caption(title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale())
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .y_label_formatter(&|v| format!("{v:.0e}"))
-        .x_label_formatter(&|v| format!("{v:.0e}"))
-        .label_style(("sans-serif", 16))
-        .draw()
-        .map_err(plot_err)?;
+        .y_label_area_size(80);
+    if yhi / ylo >= 10.0 {
+        let mut chart = builder
+            .build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(plot_err)?;
+        plot_series(&mut chart, series, (ylo, yhi))?;
+    } else {
+        let (ylo, yhi) = bounds(
+            series
+                .iter()
+                .filter(|s| !s.guide)
+                .flat_map(|s| s.y.iter().map(|y| y.abs())),
+            false,
+        );
+        let mut chart = builder
+            .build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .y_label_formatter(&|v| format!("{v:.4}"))
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(plot_err)?;
+        plot_series(&mut chart, series, (ylo, yhi))?;
+    }
+    root.present().map_err(plot_err)
+}
+
+fn plot_series<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+    (ylo, yhi): (f64, f64),
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     let mut data_index = 0;
     for s in series {
         let pts: Vec<(f64, f64)> =
@@ -227,6 +270,5 @@ fn draw_curves(
         .border_style(BLACK)
         .position(SeriesLabelPosition::LowerRight)
         .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)
+        .map_err(plot_err)
 }
