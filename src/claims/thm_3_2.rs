@@ -100,6 +100,23 @@ pub fn draw_instance<R: rand::Rng + ?Sized>(
     Ok((tasks, &dist.center + dir * 2.0))
 }
 
+/// The instance of a grid point: its own random stream (from the claim id, the family, `d`, `k`
+/// and `extra`), K tasks and the point, and the stream for any further draws.
+pub(crate) fn seeded_instance(
+    id: &str,
+    seed: u64,
+    family: Family,
+    d: usize,
+    k: usize,
+    extra: &[f64],
+) -> Result<(Vec<BoxedTask>, DVector<f64>, rand::rngs::ChaCha8Rng)> {
+    let mut parts = vec![super::eq4::family_code(family), d as f64, k as f64];
+    parts.extend_from_slice(extra);
+    let mut rng = crate::rng_for(seed, &stream(id, &parts));
+    let (tasks, x) = draw_instance(family, d, k, &mut rng)?;
+    Ok((tasks, x, rng))
+}
+
 struct Point {
     family: Family,
     d: usize,
@@ -137,19 +154,8 @@ impl Claim for Thm32 {
         let gammas = gamma_grid();
         let id = self.id();
         let curves_of = |p: &Point| -> Result<Thm32Curves> {
-            let mut rng = crate::rng_for(
-                settings.seed,
-                &stream(
-                    id,
-                    &[
-                        super::eq4::family_code(p.family),
-                        p.d as f64,
-                        p.k as f64,
-                        p.rep as f64,
-                    ],
-                ),
-            );
-            let (tasks, x) = draw_instance(p.family, p.d, p.k, &mut rng)?;
+            let (tasks, x, _) =
+                seeded_instance(id, settings.seed, p.family, p.d, p.k, &[p.rep as f64])?;
             check(&tasks, &x, &gammas)
         };
         let instances = run_grid(&points, progress, |p| {

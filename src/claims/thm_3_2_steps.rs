@@ -9,8 +9,7 @@
 //! Constants over `B(x, K gamma)` as in Thm 3.2's report; random points and directions inside
 //! the ball. Float64 allowance: `1e-12` relative.
 
-use super::thm_3_2::draw_instance;
-use super::{run_grid, stream, Claim, Settings};
+use super::{run_grid, Claim, Settings};
 use crate::error::Result;
 use crate::expansion::{thm32_constants, Local};
 use crate::nexus::{step_direction, NexusConfig};
@@ -129,20 +128,14 @@ impl Claim for Thm32Steps {
         }
         let slack = 1.0 + 1e-12;
         let instances = run_grid(&points, progress, |&(family, d, k, gamma, rep)| {
-            let mut rng = crate::rng_for(
+            let (tasks, x, mut rng) = super::thm_3_2::seeded_instance(
+                self.id(),
                 settings.seed,
-                &stream(
-                    self.id(),
-                    &[
-                        super::eq4::family_code(family),
-                        d as f64,
-                        k as f64,
-                        gamma,
-                        rep as f64,
-                    ],
-                ),
-            );
-            let (tasks, x) = draw_instance(family, d, k, &mut rng)?;
+                family,
+                d,
+                k,
+                &[gamma, rep as f64],
+            )?;
             let r = check(&tasks, &x, gamma, 8, &mut rng)?;
             let prm = [
                 ("d", d as f64),

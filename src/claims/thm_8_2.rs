@@ -17,7 +17,7 @@
 //! `gamma`; holds when every difference is at float64 rounding (1e-13 relative).
 
 use super::thm_3_2::gamma_grid;
-use super::{run_grid, stream, Claim, Settings};
+use super::{run_grid, Claim, Settings};
 use crate::error::Result;
 use crate::expansion::{
     eq81_expansion, first_order, residual_curves, thm32_bound, thm32_constants, Local,
@@ -98,19 +98,14 @@ impl Claim for Thm82 {
         let gammas = gamma_grid();
         let pts = points(settings.quick);
         let instances = run_grid(&pts, progress, |&(family, d, n, rep)| {
-            let mut rng = crate::rng_for(
+            let (tasks, x, _) = super::thm_3_2::seeded_instance(
+                self.id(),
                 settings.seed,
-                &stream(
-                    self.id(),
-                    &[
-                        super::eq4::family_code(family),
-                        d as f64,
-                        n as f64,
-                        rep as f64,
-                    ],
-                ),
-            );
-            let (tasks, x) = super::thm_3_2::draw_instance(family, d, n, &mut rng)?;
+                family,
+                d,
+                n,
+                &[rep as f64],
+            )?;
             let (s, within) = check_nsgd(&tasks, &x, &gammas)?;
             let prm = [("d", d as f64), ("N", n as f64), ("rep", rep as f64)];
             let ok = |v: f64| v >= 3.0 - SLOPE_TOL;
@@ -179,19 +174,14 @@ impl Claim for NexusK1 {
         let gammas = gamma_grid();
         let pts = points(settings.quick);
         let instances = run_grid(&pts, progress, |&(family, d, n, rep)| {
-            let mut rng = crate::rng_for(
+            let (tasks, x, _) = super::thm_3_2::seeded_instance(
+                self.id(),
                 settings.seed,
-                &stream(
-                    self.id(),
-                    &[
-                        super::eq4::family_code(family),
-                        d as f64,
-                        n as f64,
-                        rep as f64,
-                    ],
-                ),
-            );
-            let (tasks, x) = super::thm_3_2::draw_instance(family, d, n, &mut rng)?;
+                family,
+                d,
+                n,
+                &[rep as f64],
+            )?;
             let worst = check_k1(&tasks, &x, &gammas)?;
             Ok(vec![Instance::new(
                 family.id(),

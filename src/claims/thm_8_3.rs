@@ -20,8 +20,8 @@
 //! `J J ghat` and the curvature of the unit-vector field); and Eq. 105 gives every triple
 //! `(s_m, s_l, s_p)` probability `1/K^3`, although `l = p` in `K(K-1)/2` of the terms.
 
-use super::thm_3_2::{draw_instance, gamma_grid};
-use super::{run_grid, stream, Claim, Settings};
+use super::thm_3_2::gamma_grid;
+use super::{run_grid, Claim, Settings};
 use crate::error::Result;
 use crate::expansion::{
     eq81_expansion, residual_curves, thm32_constants, thm32_stated, thm83_bound, Local, Third,
@@ -113,19 +113,14 @@ impl Claim for Thm83 {
         let id = self.id();
         let curves_of =
             |&(family, d, k, rep): &(Family, usize, usize, usize)| -> Result<Thm83Curves> {
-                let mut rng = crate::rng_for(
+                let (tasks, x, _) = super::thm_3_2::seeded_instance(
+                    id,
                     settings.seed,
-                    &stream(
-                        id,
-                        &[
-                            super::eq4::family_code(family),
-                            d as f64,
-                            k as f64,
-                            rep as f64,
-                        ],
-                    ),
-                );
-                let (tasks, x) = draw_instance(family, d, k, &mut rng)?;
+                    family,
+                    d,
+                    k,
+                    &[rep as f64],
+                )?;
                 check(&tasks, &x, &gammas)
             };
         let instances = run_grid(&points, progress, |p| {
