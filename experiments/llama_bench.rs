@@ -89,62 +89,101 @@ fn main() -> ExitCode {
             }
         };
     }
+    let Ok(repeats) = get("--repeats", "5").parse::<usize>() else {
+        eprintln!("llama_bench: --repeats must be a number");
+        return ExitCode::from(2);
+    };
     let me = std::env::current_exe().expect("own path");
+    let run = |preset: &str, variant: &str| -> Option<serde_json::Value> {
+        let out = Command::new(&me)
+            .args([
+                "--child",
+                "--preset",
+                preset,
+                "--variant",
+                variant,
+                "--steps",
+                &steps.to_string(),
+                "--device",
+                &device,
+            ])
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+    };
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    };
+    println!("{repeats} interleaved repetitions of {steps} steps per variant; medians, and the range of the paired time ratios");
     println!(
-        "{:<7} {:<7} {:>12} {:>10} {:>13} {:>10} {:>12} {:>16}",
-        "preset", "variant", "params", "ms/step", "tokens/s", "RSS MiB", "params MiB", "vs adamw"
+        "{:<7} {:>10} {:>12} {:>12} {:>11} {:>11} {:>9} {:>9} {:>22} {:>13}",
+        "preset",
+        "params",
+        "adamw ms",
+        "nexus ms",
+        "adamw tok/s",
+        "nexus tok/s",
+        "adamw MiB",
+        "nexus MiB",
+        "nexus/adamw time",
+        "extra copies"
     );
     for preset in get("--presets", "tiny,small").split(',') {
-        if let Err(e) = LlamaConfig::preset(preset) {
-            eprintln!("llama_bench: {e}");
+        let Ok(cfg) = LlamaConfig::preset(preset) else {
+            eprintln!("llama_bench: unknown preset `{preset}`");
             return ExitCode::from(2);
-        }
-        let mut base: Option<serde_json::Value> = None;
-        for variant in ["adamw", "nexus"] {
-            let out = Command::new(&me)
-                .args([
-                    "--child",
-                    "--preset",
-                    preset,
-                    "--variant",
-                    variant,
-                    "--steps",
-                    &steps.to_string(),
-                    "--device",
-                    &device,
-                ])
-                .output();
-            let parsed = out
-                .ok()
-                .filter(|o| o.status.success())
-                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
-            let Some(r) = parsed else {
-                eprintln!("llama_bench: the {preset}/{variant} run failed");
-                return ExitCode::from(2);
-            };
-            let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-            let versus = base.as_ref().map_or(String::from("-"), |b| {
-                let g = |k: &str| b[k].as_f64().unwrap_or(f64::NAN);
-                format!(
-                    "{:+.1}% time, {:+.2} copies",
-                    100.0 * (f("ms_per_step") / g("ms_per_step") - 1.0),
-                    (f("peak_rss_mib") - g("peak_rss_mib")) / f("param_mib")
-                )
-            });
-            let n = LlamaConfig::preset(preset)
-                .map(|c| c.num_parameters())
-                .unwrap_or(0);
-            println!(
-                "{preset:<7} {variant:<7} {n:>12} {:>10.2} {:>13.0} {:>10.1} {:>12.2} {versus:>16}",
-                f("ms_per_step"),
-                f("tokens_per_s"),
-                f("peak_rss_mib"),
-                f("param_mib")
-            );
-            if variant == "adamw" {
-                base = Some(r);
+        };
+        let (mut a, mut n) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            // Interleaved, so that drifts in machine load hit both variants alike.
+            match (run(preset, "adamw"), run(preset, "nexus")) {
+                (Some(x), Some(y)) => {
+                    a.push(x);
+                    n.push(y);
+                }
+                _ => {
+                    eprintln!("llama_bench: a {preset} run failed");
+                    return ExitCode::from(2);
+                }
             }
         }
+        let col = |v: &[serde_json::Value], k: &str| -> Vec<f64> {
+            v.iter()
+                .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        let ratios: Vec<f64> = col(&n, "ms_per_step")
+            .iter()
+            .zip(col(&a, "ms_per_step"))
+            .map(|(x, y)| x / y)
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), r| {
+                (l.min(*r), h.max(*r))
+            });
+        let param_mib = col(&a, "param_mib")[0];
+        let copies =
+            (median(col(&n, "peak_rss_mib")) - median(col(&a, "peak_rss_mib"))) / param_mib;
+        println!(
+            "{preset:<7} {:>10} {:>12.2} {:>12.2} {:>11.0} {:>11.0} {:>9.1} {:>9.1} {:>22} {:>+13.2}",
+            cfg.num_parameters(),
+            median(col(&a, "ms_per_step")),
+            median(col(&n, "ms_per_step")),
+            median(col(&a, "tokens_per_s")),
+            median(col(&n, "tokens_per_s")),
+            median(col(&a, "peak_rss_mib")),
+            median(col(&n, "peak_rss_mib")),
+            format!("{:+.1}% [{:+.1}, {:+.1}]", 100.0 * (median(ratios.clone()) - 1.0), 100.0 * (lo - 1.0), 100.0 * (hi - 1.0)),
+            copies
+        );
     }
     ExitCode::SUCCESS
 }

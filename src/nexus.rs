@@ -135,9 +135,22 @@ pub fn step_direction<P: ParamVec>(g: &P, cfg: &NexusConfig) -> Result<P> {
     Ok(dir)
 }
 
-/// One inner step `x <- x - step_direction(g)`.
+/// One inner step `x <- x - step_direction(g)`, as a single `axpy` with `-gamma / ||g||` (the
+/// same floating-point result as subtracting [`step_direction`], without its temporary copy).
 pub fn inner_step<P: ParamVec>(x: &mut P, g: &P, cfg: &NexusConfig) -> Result<()> {
-    x.axpy(-1.0, &step_direction(g, cfg)?)
+    match cfg.inner_step {
+        InnerStep::Raw => x.axpy(-cfg.inner_lr, g),
+        InnerStep::Normalized => {
+            let norm = g.norm()?;
+            if !norm.is_finite() {
+                return Err(Error::NonFinite("inner gradient"));
+            }
+            if norm == 0.0 {
+                return Ok(());
+            }
+            x.axpy(-cfg.inner_lr / norm, g)
+        }
+    }
 }
 
 /// Runs the inner loop from `start` along a given index sequence and returns its end point.

@@ -87,6 +87,18 @@ impl ParamVec for TensorParams {
     fn div_sqrt_eps(&self, denom: &Self, eps: f64) -> Result<Self> {
         self.map2(denom, |a, b| a / (b.sqrt()? + eps)?)
     }
+    fn norm(&self) -> Result<f64> {
+        // One f64 conversion per tensor instead of the two `dot(self, self)` would make.
+        let mut s = 0.0;
+        for t in &self.tensors {
+            s += t
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+        Ok(s.sqrt())
+    }
     fn all_finite(&self) -> Result<bool> {
         for t in &self.tensors {
             // NaN and infinity survive an f64 sum of absolute values; finite f32 values cannot overflow it.
