@@ -19,7 +19,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: train [--config FILE.toml] [--preset micro|tiny|small|base] [--variant adamw|nexus|nexus-dot|nsgd|random]
   [--steps N] [--accum K] [--micro-batch B] [--seq-len T] [--lr LR] [--inner-lr GAMMA] [--weight-decay WD]
   [--schedule constant|cosine|wsd] [--warmup N] [--seed S] [--eval-every N] [--checkpoint-every N]
-  [--languages K] [--held-out-languages H] [--language-spread S] [--arithmetic]
+  [--languages K] [--held-out-languages H] [--language-spread S] [--skill arithmetic|brackets|recall]...
   [--source NAME=PATH[:WEIGHT]]... [--held-out NAME=PATH]... [--device cpu|cuda] [--dtype f32|bf16]
   [--out DIR] [--resume]";
 
@@ -107,7 +107,7 @@ fn parse(argv: Vec<String>) -> Result<Option<Args>> {
             "--languages" => cfg.languages = num(&flag, it.next())?,
             "--held-out-languages" => cfg.held_out_languages = num(&flag, it.next())?,
             "--language-spread" => cfg.language_spread = num(&flag, it.next())?,
-            "--arithmetic" => cfg.arithmetic = true,
+            "--skill" => cfg.skills.push(value(&flag, it.next())?),
             "--source" => cfg.sources.push(file_source(&value(&flag, it.next())?)?),
             "--held-out" => cfg.held_out.push(file_source(&value(&flag, it.next())?)?),
             "--device" => a.device = value(&flag, it.next())?,

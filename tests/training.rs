@@ -214,3 +214,59 @@ fn short_nexus_run_reduces_the_loss() {
     assert!(tail < first - 1.0, "loss {first} -> {tail}");
     std::fs::remove_dir_all(out).ok();
 }
+
+/// Skill examples are well formed, an unknown skill is a clear error, and evaluation reports
+/// an exact-match share for each skill trained on.
+#[test]
+fn skills_have_exact_match_tasks() {
+    use nexus_lab::llama::Skill;
+    let mut rng = nexus_lab::rng_for(1, "skills");
+    for _ in 0..50 {
+        let (p, a) = Skill::Brackets.example(&mut rng);
+        let closing: String = p
+            .trim_end_matches('=')
+            .chars()
+            .rev()
+            .map(|c| match c {
+                '(' => ')',
+                '[' => ']',
+                '{' => '}',
+                _ => '>',
+            })
+            .collect();
+        assert_eq!(a, format!("{closing};"));
+        let (p, a) = Skill::Recall.example(&mut rng);
+        let key = p.chars().rev().nth(1).unwrap();
+        let pos = p.find(key).unwrap();
+        assert_eq!(a, format!("{};", &p[pos + 1..pos + 2]), "{p}");
+        let (p, a) = Skill::Arithmetic.example(&mut rng);
+        let (x, y) = p.trim_end_matches('=').split_once('+').unwrap();
+        assert_eq!(
+            a,
+            format!("{};", x.parse::<u32>().unwrap() + y.parse::<u32>().unwrap())
+        );
+    }
+    assert!(Skill::from_name("sorting")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown skill"));
+    let out = scratch("skills");
+    let cfg = TrainConfig {
+        skills: vec!["brackets".into(), "recall".into()],
+        ..small(Variant::Nexus, 2)
+    };
+    let mut t = Trainer::new(cfg, &out, &Device::Cpu, DType::F32).unwrap();
+    let e = t.run(&ProgressBar::hidden()).unwrap().unwrap();
+    assert_eq!(
+        e.skills_exact_match
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>(),
+        ["brackets", "recall"]
+    );
+    assert!(e
+        .skills_exact_match
+        .iter()
+        .all(|s| (0.0..=1.0).contains(&s.1)));
+    std::fs::remove_dir_all(out).ok();
+}

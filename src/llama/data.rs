@@ -26,8 +26,8 @@ pub enum Source {
         name: String,
         cumulative: Vec<Vec<f64>>,
     },
-    /// `a+b=c;` with `a, b < 100`.
-    Arithmetic { name: String },
+    /// A skill: examples `prompt answer` back to back.
+    Skill { name: String, skill: Skill },
     /// Bytes of a user file, sampled as random windows.
     Text { name: String, bytes: Vec<u8> },
 }
@@ -37,7 +37,7 @@ impl Source {
     pub fn name(&self) -> &str {
         match self {
             Source::Markov { name, .. }
-            | Source::Arithmetic { name }
+            | Source::Skill { name, .. }
             | Source::Text { name, .. } => name,
         }
     }
@@ -147,11 +147,12 @@ impl Source {
                     })
                     .collect()
             }
-            Source::Arithmetic { .. } => {
-                let mut out = Vec::with_capacity(len + 12);
+            Source::Skill { skill, .. } => {
+                let mut out = Vec::with_capacity(len + 16);
                 while out.len() < len {
-                    let (a, b) = (rng.random_range(0..100u32), rng.random_range(0..100u32));
-                    out.extend_from_slice(format!("{a}+{b}={};", a + b).as_bytes());
+                    let (prompt, answer) = skill.example(rng);
+                    out.extend_from_slice(prompt.as_bytes());
+                    out.extend_from_slice(answer.as_bytes());
                 }
                 out.truncate(len);
                 out
@@ -159,6 +160,70 @@ impl Source {
             Source::Text { bytes, .. } => {
                 let start = rng.random_range(0..bytes.len());
                 (0..len).map(|i| bytes[(start + i) % bytes.len()]).collect()
+            }
+        }
+    }
+}
+
+/// A skill with an exact-match task: the model must complete `prompt` with `answer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skill {
+    /// `a+b=` -> `c;` with `a, b < 100`.
+    Arithmetic,
+    /// Up to five opening brackets then `=` -> the closing brackets in order, then `;`.
+    Brackets,
+    /// Three `key digit` pairs, `?key=` -> its digit and `;`.
+    Recall,
+}
+
+impl Skill {
+    /// The skill named `name` (`arithmetic`, `brackets`, `recall`).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "arithmetic" => Ok(Skill::Arithmetic),
+            "brackets" => Ok(Skill::Brackets),
+            "recall" => Ok(Skill::Recall),
+            other => Err(Error::Data(format!(
+                "unknown skill `{other}` (arithmetic, brackets, recall)"
+            ))),
+        }
+    }
+
+    /// One `(prompt, answer)` example.
+    pub fn example(&self, rng: &mut ChaCha8Rng) -> (String, String) {
+        match self {
+            Skill::Arithmetic => {
+                let (a, b) = (rng.random_range(0..100u32), rng.random_range(0..100u32));
+                (format!("{a}+{b}="), format!("{};", a + b))
+            }
+            Skill::Brackets => {
+                const PAIRS: [(char, char); 4] = [('(', ')'), ('[', ']'), ('{', '}'), ('<', '>')];
+                let opened: Vec<(char, char)> = (0..rng.random_range(1..=5))
+                    .map(|_| PAIRS[rng.random_range(0..4)])
+                    .collect();
+                let prompt: String = opened
+                    .iter()
+                    .map(|p| p.0)
+                    .chain(std::iter::once('='))
+                    .collect();
+                let answer: String = opened
+                    .iter()
+                    .rev()
+                    .map(|p| p.1)
+                    .chain(std::iter::once(';'))
+                    .collect();
+                (prompt, answer)
+            }
+            Skill::Recall => {
+                let mut keys: Vec<char> = "abcdefgh".chars().collect();
+                let mut pairs = Vec::new();
+                for _ in 0..3 {
+                    let k = keys.remove(rng.random_range(0..keys.len()));
+                    pairs.push((k, rng.random_range(0..10u32)));
+                }
+                let (qk, qv) = pairs[rng.random_range(0..3)];
+                let context: String = pairs.iter().map(|(k, v)| format!("{k}{v}")).collect();
+                (format!("{context}?{qk}="), format!("{qv};"))
             }
         }
     }

@@ -7,7 +7,7 @@ mod muon;
 mod params;
 mod train;
 
-pub use data::{DataSet, Source};
+pub use data::{DataSet, Skill, Source};
 pub use model::{Llama, LlamaConfig};
 pub use muon::Muon;
 pub use params::TensorParams;

@@ -136,8 +136,8 @@ pub struct TrainConfig {
     pub held_out_languages: usize,
     /// How different the languages are.
     pub language_spread: f64,
-    /// Add the arithmetic skill source.
-    pub arithmetic: bool,
+    /// Skill sources to add to the mixture: `arithmetic`, `brackets`, `recall`.
+    pub skills: Vec<String>,
     /// User training sources.
     pub sources: Vec<FileSource>,
     /// User held-out sources.
@@ -167,7 +167,7 @@ impl Default for TrainConfig {
             languages: 4,
             held_out_languages: 4,
             language_spread: 1.0,
-            arithmetic: false,
+            skills: Vec::new(),
             sources: Vec::new(),
             held_out: Vec::new(),
         }
@@ -270,9 +270,10 @@ impl TrainConfig {
                 }
             }
         }
-        if self.arithmetic {
-            sources.push(Source::Arithmetic {
-                name: "arithmetic".into(),
+        for name in &self.skills {
+            sources.push(Source::Skill {
+                name: name.clone(),
+                skill: super::data::Skill::from_name(name)?,
             });
             weights.push(1.0);
         }
@@ -373,8 +374,8 @@ pub struct Evaluation {
     pub held_out_mean: f64,
     /// Mean pairwise cosine of per-source validation gradients (pairs i < j).
     pub gradient_cosine: f64,
-    /// Exact-match accuracy on arithmetic prompts, when the skill source is trained on.
-    pub arithmetic_exact_match: Option<f64>,
+    /// Exact-match accuracy on 20 prompts of each skill source trained on.
+    pub skills_exact_match: Vec<(String, f64)>,
 }
 
 /// A training run.
@@ -599,16 +600,12 @@ impl Trainer {
                 pairs += 1;
             }
         }
-        let arithmetic_exact_match = if self
-            .data
-            .sources
-            .iter()
-            .any(|s| matches!(s, Source::Arithmetic { .. }))
-        {
-            Some(self.arithmetic_accuracy(20)?)
-        } else {
-            None
-        };
+        let mut skills_exact_match = Vec::new();
+        for s in &self.data.sources {
+            if let Source::Skill { name, skill } = s {
+                skills_exact_match.push((name.clone(), self.exact_match(*skill, name, 20)?));
+            }
+        }
         Ok(Evaluation {
             step: self.step,
             validation_mean: mean(&validation),
@@ -624,18 +621,17 @@ impl Trainer {
             } else {
                 f64::NAN
             },
-            arithmetic_exact_match,
+            skills_exact_match,
         })
     }
 
-    fn arithmetic_accuracy(&self, n: usize) -> Result<f64> {
+    /// Share of `n` fixed prompts of `skill` that greedy decoding completes exactly.
+    fn exact_match(&self, skill: super::data::Skill, name: &str, n: usize) -> Result<f64> {
+        let mut rng = crate::rng_for(self.data.seed, &format!("skill-eval:{name}"));
         let mut hits = 0;
-        for i in 0..n {
-            let (a, b) = ((i * 37 + 11) % 100, (i * 53 + 7) % 100);
-            let answer = format!("{};", a + b);
-            let out = self
-                .model
-                .generate(format!("{a}+{b}=").as_bytes(), answer.len())?;
+        for _ in 0..n {
+            let (prompt, answer) = skill.example(&mut rng);
+            let out = self.model.generate(prompt.as_bytes(), answer.len())?;
             hits += usize::from(out == answer.as_bytes());
         }
         Ok(hits as f64 / n as f64)
