@@ -18,7 +18,7 @@
 //! loss of 32 held-out tasks from the same distribution. Differences to AdamW are paired by seed
 //! (same tasks, same start) with 99.9% Student-t intervals.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::{par_map, stream, Claim, Settings};
 use crate::error::Result;
 use crate::metrics::{closeness, mean_loss, mean_pairwise_cosine};
 use crate::nexus::{pseudo_gradient, sample_indices, step_direction, InnerStep, NexusConfig};
@@ -258,31 +258,17 @@ impl Claim for Mechanism {
                 }
             }
         }
-        let outcomes: Vec<Vec<Outcome>> = {
-            // run_grid collects Instances; here the raw outcomes are needed, so the cells are
-            // evaluated in parallel through it and carried in a side vector.
-            use std::sync::Mutex;
-            let store = Mutex::new(vec![Vec::new(); cells.len()]);
-            run_grid(&(0..cells.len()).collect::<Vec<_>>(), progress, |&i| {
-                let (family, spread, seed) = cells[i];
-                let out = run_seed(
-                    family,
-                    d,
-                    k,
-                    spread,
-                    &cfg,
-                    settings.seed.wrapping_add(seed),
-                    &stream("mechanism", &[super::eq4::family_code(family), spread]),
-                )?;
-                store
-                    .lock()
-                    .map_err(|_| crate::Error::Plot("poisoned lock".into()))?[i] = out;
-                Ok(Vec::new())
-            })?;
-            store
-                .into_inner()
-                .map_err(|_| crate::Error::Plot("poisoned lock".into()))?
-        };
+        let outcomes: Vec<Vec<Outcome>> = par_map(&cells, progress, |&(family, spread, seed)| {
+            run_seed(
+                family,
+                d,
+                k,
+                spread,
+                &cfg,
+                settings.seed.wrapping_add(seed),
+                &stream("mechanism", &[super::eq4::family_code(family), spread]),
+            )
+        })?;
         let mut instances = Vec::new();
         let mut findings = Vec::new();
         let mut series = Vec::new();

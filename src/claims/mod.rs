@@ -78,26 +78,33 @@ pub fn find(id: &str) -> Result<Box<dyn Claim>> {
 
 /// Evaluates `job` on every grid point in parallel, keeping the grid's order, and advances the
 /// progress bar once per point.
-pub(crate) fn run_grid<T, F>(grid: &[T], progress: &ProgressBar, job: F) -> Result<Vec<Instance>>
+pub(crate) fn par_map<T, R, F>(grid: &[T], progress: &ProgressBar, job: F) -> Result<Vec<R>>
 where
     T: Sync,
-    F: Fn(&T) -> Result<Vec<Instance>> + Sync,
+    R: Send,
+    F: Fn(&T) -> Result<R> + Sync,
 {
     progress.set_length(grid.len() as u64);
     progress.set_position(0);
-    let parts: Vec<Result<Vec<Instance>>> = grid
-        .par_iter()
+    grid.par_iter()
         .map(|point| {
             let out = job(point);
             progress.inc(1);
             out
         })
-        .collect();
-    let mut all = Vec::new();
-    for p in parts {
-        all.extend(p?);
-    }
-    Ok(all)
+        .collect()
+}
+
+/// [`par_map`] for jobs that each yield instances, flattened in grid order.
+pub(crate) fn run_grid<T, F>(grid: &[T], progress: &ProgressBar, job: F) -> Result<Vec<Instance>>
+where
+    T: Sync,
+    F: Fn(&T) -> Result<Vec<Instance>> + Sync,
+{
+    Ok(par_map(grid, progress, job)?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// A label for a grid point's random stream.

@@ -133,11 +133,10 @@ fn grid(quick: bool) -> Vec<Point> {
 }
 
 /// Sides at the stationary point and at a perturbed (non-stationary) point.
-fn sides(id: &str, seed: u64, p: &Point) -> Result<(Thm31Sides, Thm31Sides)> {
+fn sides(seed: u64, p: &Point) -> Result<(Thm31Sides, Thm31Sides)> {
     let dist = TaskDistribution::new(p.family, p.d, p.spread)?;
     let code = super::eq4::family_code(p.family);
     // Both claims share one stream per point so they see the same tasks.
-    let _ = id;
     let mut rng = crate::rng_for(
         seed,
         &stream(
@@ -177,7 +176,7 @@ impl Claim for Thm31Dot {
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let points = grid(settings.quick);
         let instances = run_grid(&points, progress, |p| {
-            let (at, off) = sides(self.id(), settings.seed, p)?;
+            let (at, off) = sides(settings.seed, p)?;
             let prm = point_params(p);
             let fam = p.family.id();
             Ok(vec![
@@ -240,7 +239,7 @@ impl Claim for Thm31Cos {
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let points = grid(settings.quick);
         let instances = run_grid(&points, progress, |p| {
-            let (at, _) = sides(self.id(), settings.seed, p)?;
+            let (at, _) = sides(settings.seed, p)?;
             let prm = point_params(p);
             Ok(vec![Instance::new(
                 p.family.id(),
