@@ -121,19 +121,7 @@ impl Claim for Thm81 {
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let runs = if settings.quick { 300 } else { 2_000 };
-        let families = [
-            Family::Isotropic { a: 1.0 },
-            Family::Anisotropic { mu: 0.5, l: 2.0 },
-            Family::NonQuadratic {
-                lambda_min: 0.5,
-                lambda_max: 2.0,
-                rotated: true,
-            },
-            Family::Logistic {
-                samples: 64,
-                reg: 0.1,
-            },
-        ];
+        let families = Family::standard();
         let mut points = Vec::new();
         for family in families {
             for d in [2, 10] {
