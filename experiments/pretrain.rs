@@ -1,6 +1,6 @@
-//! The paper's empirical predictions at our scale: AdamW against Nexus and its ablations
-//! (Nexus-Dot, NSGD = Nexus with K = 1, and a random direction of the norm of Nexus's
-//! correction), same budget, several seeds, on the built-in family of synthetic languages with
+//! The paper's empirical predictions at our scale: AdamW against Nexus, its ablations (Nexus-Dot,
+//! NSGD = Nexus with K = 1, a random direction of the norm of Nexus's correction) and Muon with
+//! and without Nexus, same budget, several seeds, on the built-in family of synthetic languages with
 //! held-out languages from the same distribution.
 //!
 //! Prints a table of mean differences to AdamW with 95% Student-t intervals (paired by seed),
@@ -8,7 +8,7 @@
 //! `figures/REPORT.md` (and the README's table). Runs go to `target/pretrain-runs/`.
 //!
 //! ```text
-//! cargo run --release --bin pretrain                 # default: tiny model, 3 seeds, ~10 min on 2 cores
+//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 4 seeds, ~13 min on 2 cores
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! ```
