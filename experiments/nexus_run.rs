@@ -180,21 +180,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match parse(std::env::args().skip(1)) {
-        Ok(None) => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("nexus_run: {msg}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Ok(Some(a)) => match run(&a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("nexus_run: {e}");
-                ExitCode::from(2)
-            }
-        },
-    }
+    nexus_lab::cli::finish("nexus_run", USAGE, parse(std::env::args().skip(1)), run)
 }

@@ -189,21 +189,10 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match parse(std::env::args().skip(1).collect()) {
-        Ok(None) => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("train: {e}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Ok(Some(a)) => match run(&a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("train: {e}");
-                ExitCode::from(2)
-            }
-        },
-    }
+    nexus_lab::cli::finish(
+        "train",
+        USAGE,
+        parse(std::env::args().skip(1).collect()),
+        run,
+    )
 }

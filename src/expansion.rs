@@ -85,11 +85,6 @@ impl Local {
             .fold(DVector::zeros(self.dim()), |a, ji| a + ji * &s)
     }
 
-    /// `S_ij`.
-    pub fn cos(&self, i: usize, j: usize) -> f64 {
-        self.ghat[i].dot(&self.ghat[j])
-    }
-
     /// The exact `grad S_ij = J_i^T ghat_j + J_j^T ghat_i`.
     pub fn cos_grad(&self, i: usize, j: usize) -> DVector<f64> {
         self.j[i].tr_mul(&self.ghat[j]) + self.j[j].tr_mul(&self.ghat[i])
@@ -111,18 +106,6 @@ impl Local {
             }
         }
         out
-    }
-
-    /// Mean pairwise cosine over `i < j`.
-    pub fn mean_cos(&self) -> f64 {
-        let n = self.len();
-        let mut s = 0.0;
-        for i in 0..n {
-            for j in i + 1..n {
-                s += self.cos(i, j);
-            }
-        }
-        s / (n * (n - 1) / 2).max(1) as f64
     }
 }
 
