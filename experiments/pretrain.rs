@@ -289,7 +289,7 @@ fn run(a: &Args) -> Result<()> {
             "closeness": "AdamW fine-tuning on a fixed batch per source, lr 1e-3, 20 steps (5 with --quick)", "device": a.device}),
         readings,
         instances,
-        Figure::Curves { x_label: "outer step".into(), y_label: "held-out loss (mean over seeds)".into(), log_x: true, log_y: true, series },
+        Figure::Curves { x_label: "outer step".into(), y_label: "held-out loss (mean over seeds)".into(), series },
     )?;
     rep.findings = findings;
     report::write_json(&rep, &a.out)?;

@@ -75,12 +75,14 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
     }
     // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
     let all = report::load_all(&args.out)?;
-    // Figures of reports not re-run here (other claims, experiments' reports) are redrawn from
-    // their JSON, so every figure follows the current plotting code.
+    // Reports not re-run here (other claims, experiments' reports) are re-saved and their
+    // figures redrawn from their data, so every file follows the current report format and
+    // plotting code.
     for r in all
         .iter()
         .filter(|r| !selected.iter().any(|c| c.id() == r.id))
     {
+        report::write_json(r, &args.out)?;
         report::draw_figure(r, &args.out.join(format!("{}.png", r.id)))?;
     }
     report::write_summary(&all, &args.out, args.settings.seed, args.settings.quick)?;
@@ -92,21 +94,5 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match parse(std::env::args().skip(1)) {
-        Ok(None) => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("reproduce: {msg}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Ok(Some(args)) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("reproduce: {e}");
-                ExitCode::from(2)
-            }
-        },
-    }
+    nexus_lab::cli::finish("reproduce", USAGE, parse(std::env::args().skip(1)), run)
 }

@@ -249,7 +249,7 @@ impl Claim for Eq8 {
                 Variant::new("second-order term", "|r + gamma^2/2 g_j^T H_i g_j| <= M_3 ||g_j||^3 gamma^3 / 6 at every gamma (zero for quadratics)", Role::Info),
             ],
             instances,
-            Figure::Curves { x_label: "gamma".into(), y_label: "|residual|".into(), log_x: true, log_y: true, series },
+            Figure::Curves { x_label: "gamma".into(), y_label: "|residual|".into(), series },
         )?;
         let slopes: Vec<f64> = report
             .instances_of("O(gamma^2)")

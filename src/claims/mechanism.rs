@@ -381,7 +381,7 @@ impl Claim for Mechanism {
                 "gamma": cfg.gamma, "outer": "AdamW lr 0.01 betas (0.9, 0.95) eps 1e-10 wd 0", "target_fraction": cfg.target_fraction, "max_steps": cfg.max_steps}),
             variants,
             instances,
-            Figure::Curves { x_label: "spread of the task minima".into(), y_label: "mean held-out loss at the target training loss".into(), log_x: true, log_y: true, series },
+            Figure::Curves { x_label: "spread of the task minima".into(), y_label: "mean held-out loss at the target training loss".into(), series },
         )?;
         report.findings = findings;
         Ok(report)

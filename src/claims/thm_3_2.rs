@@ -245,7 +245,7 @@ impl Claim for Thm32 {
                 Variant::new("alignment with grad sum S", "cosine between the true second-order term sum_{i,j} J_i ghat_j and grad sum_{i != j} S_ij (1 if the statement's reading were exact)", Role::Info),
             ],
             instances,
-            Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), log_x: true, log_y: true, series },
+            Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), series },
         )?;
         for fam in Family::standard().map(|f| f.id()) {
             let slopes = |v: &str| -> Vec<f64> {

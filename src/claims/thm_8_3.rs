@@ -193,7 +193,7 @@ impl Claim for Thm83 {
                 Variant::new(READINGS[3], "correct second order plus the third-order term derived from Algorithm 1 (J J ghat and D^2 ghat terms): residual slope >= 3.9", Role::Condition),
             ],
             instances,
-            Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), log_x: true, log_y: true, series },
+            Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), series },
         )?;
         for fam in Family::standard().map(|f| f.id()) {
             let mut parts = Vec::new();

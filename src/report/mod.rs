@@ -174,12 +174,11 @@ pub struct Series {
 pub enum Figure {
     /// Measured against claimed for every instance, log-log, with `y = x`.
     MeasuredVsClaimed,
-    /// Curves (for example residual against gamma) with optional guides.
+    /// Curves (for example residual against gamma) with optional guides, on a log x axis; the
+    /// y axis is logarithmic when the data span a decade or more.
     Curves {
         x_label: String,
         y_label: String,
-        log_x: bool,
-        log_y: bool,
         series: Vec<Series>,
     },
 }
