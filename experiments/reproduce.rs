@@ -2,8 +2,10 @@
 //! reports in `figures/reports/` and the figures `figures/<id>.png`.
 //!
 //! ```text
-//! cargo run --release --bin reproduce [-- --quick] [--only <id>]... [--seed <n>] [--out <dir>]
+//! cargo run --release --bin reproduce [-- --quick] [--only <id>]... [--seed <n>] [--seeds <n>] [--out <dir>]
 //! ```
+//! With `--seeds N` (default 5) every selected claim is also evaluated at N - 1 further master
+//! seeds hashed from `--seed`; `SEEDS.md` lists each verdict at every seed and any that changes.
 //! Bad input prints a message and exits with code 2.
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,25 +14,29 @@ use nexus_lab::report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <u64>] [--out <dir>]\n\
+const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <u64>] [--seeds <n>] [--out <dir>]\n\
   --quick        smaller grids and Monte Carlo sizes\n\
   --only <id>    evaluate only this claim (repeatable); REPORT.md still lists every claim with a report\n\
   --seed <u64>   master seed (default 20260409)\n\
+  --seeds <n>    also evaluate at n - 1 further master seeds and write SEEDS.md (default 5; 1 skips)\n\
   --out <dir>    output folder (default figures; only then is README.md's verdict table updated)";
 const DEFAULT_OUT: &str = "figures";
 
 struct Args {
     settings: Settings,
+    seeds: usize,
     only: Vec<String>,
     out: PathBuf,
 }
 
-fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+fn parse(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut args = Args {
         settings: Settings::default(),
+        seeds: 5,
         only: Vec::new(),
         out: PathBuf::from(DEFAULT_OUT),
     };
+    let mut argv = argv;
     while let Some(a) = argv.next() {
         match a.as_str() {
             "--quick" => args.settings.quick = true,
@@ -43,11 +49,24 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                     .parse()
                     .map_err(|_| format!("--seed must be a non-negative integer, got `{v}`"))?;
             }
+            "--seeds" => {
+                let v = argv.next().ok_or("--seeds needs a value")?;
+                args.seeds = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("--seeds must be a positive integer, got `{v}`"))?;
+            }
             "--out" => args.out = PathBuf::from(argv.next().ok_or("--out needs a directory")?),
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
+    if args.out.as_os_str().is_empty() {
+        return Err("--out must name a directory".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    args.only.retain(|id| seen.insert(id.clone()));
     Ok(Some(args))
 }
 
@@ -63,15 +82,43 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
+    let seeds = claims::replication_seeds(args.settings.seed, args.seeds);
+    let mut verdicts = Vec::new();
     for claim in &selected {
-        let bar = ProgressBar::new(0)
-            .with_style(style.clone())
-            .with_prefix(claim.id());
-        let r = claim.evaluate(&args.settings, &bar)?;
-        bar.finish();
-        report::write_json(&r, &args.out)?;
-        report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
-        eprintln!("{:>12}: {}", r.id, r.verdict.label());
+        let mut at_seeds = Vec::new();
+        for (i, &seed) in seeds.iter().enumerate() {
+            let bar = ProgressBar::new(0)
+                .with_style(style.clone())
+                .with_prefix(claim.id());
+            let settings = Settings {
+                seed,
+                ..args.settings
+            };
+            let r = claim.evaluate(&settings, &bar)?;
+            bar.finish_and_clear();
+            if i == 0 {
+                report::write_json(&r, &args.out)?;
+                report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
+            }
+            at_seeds.push(r.verdict);
+        }
+        eprintln!(
+            "{:>14}: {}{}",
+            claim.id(),
+            at_seeds[0].label(),
+            if at_seeds.iter().any(|v| *v != at_seeds[0]) {
+                "  (CHANGES WITH THE MASTER SEED, see SEEDS.md)"
+            } else {
+                ""
+            }
+        );
+        verdicts.push((claim.id().to_string(), at_seeds));
+    }
+    if seeds.len() > 1 {
+        report::write_atomic(
+            &args.out.join("SEEDS.md"),
+            report::seed_table(&seeds, &verdicts, args.settings.quick).as_bytes(),
+        )?;
     }
     // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
     let all = report::load_all(&args.out)?;

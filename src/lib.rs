@@ -30,15 +30,23 @@ pub use error::{Error, Result};
 /// The crate version recorded in every report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// A reproducible random stream: ChaCha8 seeded from a run seed and a stream label, so that
-/// adding a stream never shifts another one.
+/// A reproducible random stream: ChaCha8 seeded by hashing the master seed together with a
+/// stream label (claim, instance, replicate), so that adding a stream never shifts another one
+/// and two master seeds give unrelated streams for every label (never `seed + i`).
 pub fn rng_for(seed: u64, stream: &str) -> rand::rngs::ChaCha8Rng {
     use rand::SeedableRng;
-    // FNV-1a of the label, mixed with the seed.
+    rand::rngs::ChaCha8Rng::seed_from_u64(stream_seed(seed, stream))
+}
+
+/// The 64-bit seed of a stream: FNV-1a over the master seed's bytes and the label, finished with
+/// the SplitMix64 mixer so that nearby inputs give unrelated outputs.
+pub fn stream_seed(seed: u64, stream: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in stream.bytes() {
-        h ^= u64::from(b);
+    for b in seed.to_le_bytes().iter().chain(stream.as_bytes()) {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    rand::rngs::ChaCha8Rng::seed_from_u64(seed ^ h.rotate_left(17))
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }

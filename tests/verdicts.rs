@@ -1,6 +1,11 @@
-//! The verdict is derived from the instances: holds, holds under a condition, or fails.
+//! The verdict is derived from the instances (holds, holds under a restriction, fails as
+//! stated with a corrected form, fails, inconclusive), and Monte Carlo instances are decided with
+//! family-wise error control.
 
-use nexus_lab::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant, Verdict};
+use nexus_lab::report::verdict::holm;
+use nexus_lab::report::{
+    ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Outcome, Role, Test, Variant, Verdict,
+};
 
 fn report(instances: Vec<Instance>) -> ClaimReport {
     ClaimReport::assemble(
@@ -13,7 +18,8 @@ fn report(instances: Vec<Instance>) -> ClaimReport {
         serde_json::json!({}),
         vec![
             Variant::new("stated", "", Role::Statement),
-            Variant::new("weaker", "", Role::Condition),
+            Variant::new("part", "", Role::Restriction),
+            Variant::correction("other formula", "", "y = 2x"),
             Variant::new("probe", "", Role::Info),
         ],
         instances,
@@ -30,37 +36,118 @@ fn inst(variant: &str, d: f64, holds: bool) -> Instance {
 fn verdicts_follow_the_instances() {
     let r = report(vec![
         inst("stated", 1.0, true),
-        inst("weaker", 1.0, true),
+        inst("part", 1.0, true),
         inst("probe", 1.0, false),
     ]);
-    assert_eq!(
-        r.verdict,
-        Verdict::Holds,
-        "an informative reading never decides"
-    );
+    assert_eq!(r.verdict, Verdict::Holds, "an informative reading never decides");
     assert_eq!(r.tightness.unwrap().median, 0.5);
 
     let r = report(vec![
         inst("stated", 3.0, false),
         inst("stated", 2.0, false),
         inst("stated", 1.0, true),
-        inst("weaker", 1.0, true),
+        inst("part", 1.0, true),
+        inst("other formula", 1.0, true),
     ]);
-    assert_eq!(r.verdict, Verdict::HoldsUnder);
-    assert_eq!(r.deciding_variant, "weaker");
+    assert_eq!(r.verdict, Verdict::HoldsUnderRestriction);
+    assert_eq!(r.deciding_variant, "part");
+    assert_eq!(r.corrected_form.as_deref(), Some("other formula"));
     assert_eq!(
         r.counterexample.unwrap().params["d"],
         2.0,
         "the smallest failing instance is reported"
     );
 
-    let r = report(vec![inst("stated", 1.0, false), inst("weaker", 1.0, false)]);
+    let r = report(vec![
+        inst("stated", 1.0, false),
+        inst("part", 1.0, false),
+        inst("other formula", 1.0, true),
+    ]);
+    assert_eq!(r.verdict, Verdict::CorrectedFormHolds);
+    assert_eq!(r.verdict.label(), "fails as stated; corrected form holds");
+
+    let r = report(vec![inst("stated", 1.0, false), inst("other formula", 1.0, false)]);
     assert_eq!(r.verdict, Verdict::Fails);
 
-    let r = report(vec![inst("weaker", 1.0, true)]);
+    let r = report(vec![inst("part", 1.0, true)]);
     assert_eq!(
         r.verdict,
-        Verdict::HoldsUnder,
+        Verdict::HoldsUnderRestriction,
         "a statement with no instance does not hold"
     );
+}
+
+fn tested(variant: &str, mean: f64, std_err: f64, hypothesis: Hypothesis) -> Instance {
+    Instance::tested(
+        "fam",
+        variant,
+        &[("d", 1.0)],
+        0.0,
+        Test {
+            mean,
+            std_err,
+            n: 100,
+            hypothesis,
+        },
+    )
+}
+
+#[test]
+fn holm_rejects_step_down() {
+    // alpha = 0.05, m = 3: thresholds 0.0167, 0.025, 0.05 in order of the p-values.
+    assert_eq!(holm(&[0.01, 0.04, 0.02], 0.05), vec![true, true, true]);
+    assert_eq!(holm(&[0.01, 0.04, 0.026], 0.05), vec![true, false, false]);
+    assert_eq!(holm(&[0.02, 0.001, 0.9], 0.05), vec![true, true, false]);
+    assert_eq!(holm(&[0.03, 0.001, 0.9], 0.05), vec![false, true, false]);
+}
+
+#[test]
+fn equalities_need_precision_to_hold() {
+    let eq = Hypothesis::Equal {
+        value: 1.0,
+        margin: 0.1,
+    };
+    // Mean 1.0 with standard error 0.005: the family-wise interval (t quantile about 3.4 at
+    // 0.999, n = 100) lies inside 1 +- 0.1.
+    let r = report(vec![tested("stated", 1.0, 0.005, eq)]);
+    assert_eq!(r.verdict, Verdict::Holds);
+    // Same mean, standard error 0.2: not rejected, but the interval is wider than the margin.
+    let r = report(vec![tested("stated", 1.0, 0.2, eq)]);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    let needed = r.instances[0].needed_samples.unwrap();
+    assert!(needed > 100.0 * 16.0, "{needed}");
+    // Mean 1.5 with standard error 0.01: rejected.
+    let r = report(vec![tested("stated", 1.5, 0.01, eq)]);
+    assert_eq!(r.verdict, Verdict::Fails);
+}
+
+#[test]
+fn effects_hold_when_significant_and_fail_when_excluded() {
+    let effect = Hypothesis::Effect {
+        lower_is_better: true,
+        size: 0.1,
+    };
+    let r = report(vec![tested("stated", -0.5, 0.01, effect)]);
+    assert_eq!(r.verdict, Verdict::Holds);
+    // A null effect pinned to +-0.03: an effect of size 0.1 is excluded, so "no effect".
+    let r = report(vec![tested("stated", 0.0, 0.005, effect)]);
+    assert_eq!(r.verdict, Verdict::Fails);
+    // Too noisy to tell.
+    let r = report(vec![tested("stated", -0.05, 0.05, effect)]);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    assert_eq!(r.instances[0].outcome(), Outcome::Undecided);
+}
+
+#[test]
+fn multiplicity_is_controlled_within_a_reading() {
+    // p = 3e-4 alone is rejected at 0.001; among ten instances whose others are null, Holm's
+    // first threshold is 1e-4, so it is not.
+    let bound = Hypothesis::AtMost { value: 0.0 };
+    let t = 3.55 * 0.01; // about p = 3e-4 one-sided with 99 degrees of freedom
+    let r = report(vec![tested("stated", t, 0.01, bound)]);
+    assert_eq!(r.verdict, Verdict::Fails);
+    let mut many = vec![tested("stated", t, 0.01, bound)];
+    many.extend((0..9).map(|_| tested("stated", -0.01, 0.01, bound)));
+    let r = report(many);
+    assert_eq!(r.verdict, Verdict::Holds);
 }

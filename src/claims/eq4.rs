@@ -239,6 +239,13 @@ impl Claim for Remark21 {
                 ),
             ])
         })?;
+        let mut instances = instances;
+        instances.extend(crate::report::restrict(
+            &instances,
+            "stated equality",
+            "stated equality, isotropic tasks",
+            |i| i.family == "isotropic",
+        ));
         let mut report = ClaimReport::assemble(
             self.id(),
             "Remark 2.1, Sec. 2.2",
@@ -249,11 +256,13 @@ impl Claim for Remark21 {
             serde_json::json!({"d": [2, 10], "K": [2, 8], "spread": [0.3, 1.5], "families": families}),
             vec![
                 Variant::new("stated equality", "L_T(x) - L_T(x_T*) = 1/2 ||x - x_T*||^2 ||H_T|| for quadratic L_T", Role::Statement),
-                Variant::new("directional curvature", "L_T(x) - L_T(x_T*) = 1/2 (x - x_T*)^T H_T (x - x_T*): equality with the curvature along the segment, which equals ||H_T|| only when x - x_T* is a top eigenvector (always, for isotropic tasks)", Role::Condition),
+                Variant::new("stated equality, isotropic tasks", "the stated equality on isotropic tasks, where every direction is a top eigenvector", Role::Restriction),
+                Variant::correction("directional curvature", "equality with the curvature along the segment, which equals ||H_T|| only when x - x_T* is a top eigenvector (always, for isotropic tasks)", "L_T(x) - L_T(x_T*) = 1/2 (x - x_T*)^T H_T (x - x_T*)"),
             ],
             instances,
             Figure::MeasuredVsClaimed,
         )?;
+        report.proof_fault = Some("The remark equates 1/2 (x - x_T*)^T H_T (x - x_T*) with 1/2 ||x - x_T*||^2 ||H_T||, which needs x - x_T* along a top eigenvector of H_T; for anisotropic quadratics the second is only an upper bound (the Rayleigh quotient is below ||H_T||).".into());
         let aniso: Vec<f64> = report
             .instances_of("stated equality")
             .filter(|i| i.family == "anisotropic")

@@ -16,14 +16,17 @@
 //! excess over the exact training minimum (the "same training loss"); metrics there: mean
 //! pairwise gradient cosine (pairs i < j), closeness `(1/K) sum_k ||x - x_k*||^2`, and the mean
 //! loss of 32 held-out tasks from the same distribution. Differences to AdamW are paired by seed
-//! (same tasks, same start) with 99.9% Student-t intervals.
+//! (same tasks, same start), decided by Holm-corrected tests with an equivalence margin of the
+//! paper's effect size ([`crate::report::verdict`]).
 
 use super::{par_map, stream, Claim, Settings};
 use crate::error::Result;
 use crate::metrics::{closeness, mean_loss, mean_pairwise_cosine};
 use crate::nexus::{pseudo_gradient, sample_indices, step_direction, InnerStep, NexusConfig};
 use crate::optim::{AdamW, AdamWConfig, Optimizer};
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant};
+use crate::report::{
+    ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Series, Test, Variant,
+};
 use crate::stats::{mean_ci, CI_LEVEL};
 use crate::tasks::{BoxedTask, Family, TaskDistribution};
 use indicatif::ProgressBar;
@@ -218,6 +221,20 @@ const METRICS: [&str; 3] = ["held-out loss", "closeness", "cosine"];
 const STATEMENT: &str = "nexus: lower held-out loss";
 const LOGISTIC: &str = "nexus: lower held-out loss, logistic regression";
 
+/// The paper's effect size (Table 1: out-of-distribution loss 1.302 -> 1.290 at equal
+/// pretraining loss, 0.9% of the loss): "no effect" is decided when an effect of 0.9% of the
+/// AdamW mean is excluded, for held-out loss and closeness; for the cosine (no size in the
+/// paper) an absolute 0.01.
+pub const RELATIVE_EFFECT: f64 = 0.009;
+
+fn effect_size(which: &str, baseline: f64) -> f64 {
+    if which == "cosine" {
+        0.01
+    } else {
+        RELATIVE_EFFECT * baseline.abs()
+    }
+}
+
 fn metric(o: &Outcome, which: &str) -> f64 {
     match which {
         "held-out loss" => o.heldout,
@@ -234,7 +251,10 @@ impl Claim for Mechanism {
         "mechanism"
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
-        let seeds = if settings.quick { 10 } else { 40 };
+        // 160 replicates decide every held-out reading of Nexus at five master seeds (at 40 the
+        // logistic, spread 0.3 effect of about -0.003 was significant at some seeds only); the
+        // study takes a few seconds, so --quick keeps them.
+        let seeds = 160;
         let cfg = StudyConfig::default();
         let (d, k) = (10, 4);
         // The standard families but the isotropic one, where closeness is a function of the
@@ -249,15 +269,20 @@ impl Claim for Mechanism {
                 }
             }
         }
-        let outcomes: Vec<Vec<Outcome>> = par_map(&cells, progress, |&(family, spread, seed)| {
+        // Replicate r of a cell has its own stream, hashed from (master seed, claim, family,
+        // spread, r): two master seeds share no replicate.
+        let outcomes: Vec<Vec<Outcome>> = par_map(&cells, progress, |&(family, spread, rep)| {
             run_seed(
                 family,
                 d,
                 k,
                 spread,
                 &cfg,
-                settings.seed.wrapping_add(seed),
-                &stream("mechanism", &[super::eq4::family_code(family), spread]),
+                settings.seed,
+                &stream(
+                    "mechanism",
+                    &[super::eq4::family_code(family), spread, rep as f64],
+                ),
             )
         })?;
         let mut instances = Vec::new();
@@ -290,32 +315,29 @@ impl Claim for Mechanism {
                             .map(|o| metric(&o[mi], which) - metric(&o[0], which))
                             .collect();
                         let ci = mean_ci(&diffs, CI_LEVEL)?;
-                        let better = if which == "cosine" {
-                            ci.lo > 0.0
-                        } else {
-                            ci.hi < 0.0
+                        let baseline =
+                            rows.iter().map(|o| metric(&o[0], which)).sum::<f64>() / rows.len() as f64;
+                        let effect = Hypothesis::Effect {
+                            lower_is_better: which != "cosine",
+                            size: effect_size(which, baseline),
                         };
                         let variant = if *method == Method::Nexus && which == "held-out loss" {
                             STATEMENT.to_string()
                         } else {
                             format!("{}: {} better", method.name(), which)
                         };
-                        instances.push(
-                            Instance::new(
-                                family.id(),
-                                &variant,
-                                &[
-                                    ("spread", spread),
-                                    ("seeds", rows.len() as f64),
-                                    ("d", d as f64),
-                                    ("K", k as f64),
-                                ],
-                                ci.mean,
-                                0.0,
-                                better,
-                            )
-                            .with_ci(ci.lo, ci.hi),
-                        );
+                        instances.push(Instance::tested(
+                            family.id(),
+                            &variant,
+                            &[
+                                ("spread", spread),
+                                ("seeds", rows.len() as f64),
+                                ("d", d as f64),
+                                ("K", k as f64),
+                            ],
+                            0.0,
+                            Test::of(&ci, effect),
+                        ));
                         if variant == STATEMENT && matches!(family, Family::Logistic { .. }) {
                             let mut on_logistic = instances.last().cloned().expect("just pushed");
                             on_logistic.variant = LOGISTIC.into();
@@ -349,10 +371,10 @@ impl Claim for Mechanism {
         let mut variants = vec![
             Variant::new(
                 STATEMENT,
-                "at the same training loss, Nexus's held-out loss is below AdamW's (paired 99.9% CI of the difference below 0), on every family and spread",
+                "at the same training loss, Nexus's held-out loss is below AdamW's on every family and spread (paired differences; Holm-corrected one-sided test; 'no effect' when the family-wise interval excludes a 0.9% reduction)",
                 Role::Statement,
             ),
-            Variant::new(LOGISTIC, "the same, restricted to the logistic-regression family (the real model)", Role::Condition),
+            Variant::new(LOGISTIC, "the same, restricted to the logistic-regression family (the real model)", Role::Restriction),
         ];
         for method in &Method::ALL[1..] {
             for which in METRICS {
@@ -361,7 +383,7 @@ impl Claim for Mechanism {
                     variants.push(Variant::new(
                         &name,
                         &format!(
-                            "paired 99.9% CI of ({} - adamw) {} excludes 0 in the better direction",
+                            "({} - adamw) {} differs from 0 in the better direction (Holm-corrected; 'no effect' when an effect of the paper's relative size is excluded)",
                             method.name(),
                             which
                         ),

@@ -38,6 +38,14 @@ impl Default for Settings {
     }
 }
 
+/// The master seeds of a replication study: `master` first, then `n - 1` seeds hashed from it
+/// (independent replications, never `master + i`).
+pub fn replication_seeds(master: u64, n: usize) -> Vec<u64> {
+    std::iter::once(master)
+        .chain((1..n).map(|i| crate::stream_seed(master, &format!("replication:{i}"))))
+        .collect()
+}
+
 /// A registered claim.
 pub trait Claim: Sync {
     /// Stable id, e.g. `thm-2.2`.

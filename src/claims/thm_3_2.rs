@@ -228,6 +228,13 @@ impl Claim for Thm32 {
                 });
             }
         }
+        let mut instances = instances;
+        instances.extend(crate::report::restrict(
+            &instances,
+            "stated (Eq. 12)",
+            "stated (Eq. 12), isotropic tasks",
+            |i| i.family == "isotropic",
+        ));
         let mut report = ClaimReport::assemble(
             id,
             "Thm 3.2, Eq. 11-12 (proof Sec. 11, Eq. 77-85)",
@@ -239,7 +246,8 @@ impl Claim for Thm32 {
                 "reps": reps, "point": "centre + 2 * unit random direction; minima spread 0.5", "families": Family::standard()}),
             vec![
                 Variant::new("stated (Eq. 12)", "residual of the stated expansion has log-log slope >= 3 - 0.1 and stays below the stated bound", Role::Statement),
-                Variant::new("Eq. 81 form", "the same for gamma sum_i ghat_i - gamma^2 (K-1)/(2K) sum_{i,j} J_i ghat_j (the proof's Eq. 77 + 81, which is what Eq. 84 evaluates to with Eq. 82's formula)", Role::Condition),
+                Variant::new("stated (Eq. 12), isotropic tasks", "the statement on isotropic tasks, where J_i is symmetric and Eq. 82 holds", Role::Restriction),
+                Variant::correction("Eq. 81 form", "residual slope >= 3 - 0.1 and below the stated bound for the expansion of the proof's Eq. 77 + 81 (what Eq. 84 evaluates to with Eq. 82's formula)", "E[pg] = gamma sum_i ghat_i - gamma^2 (K-1)/(2K) sum_{i,j} J_i ghat_j + O(gamma^3), same bound"),
                 Variant::new("stated error bound", "max over gamma of residual / stated bound (stated expansion)", Role::Info),
                 Variant::new("Eq. 81 error bound", "max over gamma of residual / stated bound (Eq. 81 expansion)", Role::Info),
                 Variant::new("alignment with grad sum S", "cosine between the true second-order term sum_{i,j} J_i ghat_j and grad sum_{i != j} S_ij (1 if the statement's reading were exact)", Role::Info),
@@ -268,7 +276,7 @@ impl Claim for Thm32 {
                 ));
             }
         }
-        report.findings.push("First failing proof step: Eq. 82 (the same formula as Eq. 9) gives grad S_ij = J_i ghat_j + J_j ghat_i, but the chain rule gives J_i^T ghat_j + J_j^T ghat_i; J_i = (1/||g_i||)(I - ghat_i ghat_i^T) H_i is symmetric only when ghat_i is an eigenvector of H_i (always for isotropic tasks). Eq. 82 also makes the diagonal terms J_i ghat_i + J_i ghat_i nonzero where grad S_ii = 0. Eq. 77 and Eq. 81 hold (slope 3 on every family), so Nexus's second-order term is -gamma^2 (K-1)/(2K) sum_{i,j} J_i ghat_j, which is the gradient of the cosine similarities only for isotropic tasks.".into());
+        report.proof_fault = Some("First failing proof step: Eq. 82 (the same formula as Eq. 9) gives grad S_ij = J_i ghat_j + J_j ghat_i, but the chain rule gives J_i^T ghat_j + J_j^T ghat_i; J_i = (1/||g_i||)(I - ghat_i ghat_i^T) H_i is symmetric only when ghat_i is an eigenvector of H_i (always for isotropic tasks). Eq. 82 also makes the diagonal terms J_i ghat_i + J_i ghat_i nonzero where grad S_ii = 0. Eq. 77 and Eq. 81 hold (slope 3 on every family), so Nexus's second-order term is -gamma^2 (K-1)/(2K) sum_{i,j} J_i ghat_j, which is the gradient of the cosine similarities only for isotropic tasks.".into());
         Ok(report)
     }
 }
@@ -351,6 +359,13 @@ impl Claim for Eq9 {
                 ),
             ])
         })?;
+        let mut instances = instances;
+        instances.extend(crate::report::restrict(
+            &instances,
+            "Eq. 9 formula",
+            "Eq. 9 formula, isotropic tasks",
+            |i| i.family == "isotropic",
+        ));
         let mut report = ClaimReport::assemble(
             self.id(),
             "Eq. 9 (Sec. 3.2) and Eq. 82 (Sec. 11.3.4)",
@@ -361,11 +376,13 @@ impl Claim for Eq9 {
             serde_json::json!({"d": [2, 10], "reps": reps, "fd_step": 1e-5, "fd_tol": FD_TOL, "families": Family::standard()}),
             vec![
                 Variant::new("Eq. 9 formula", "relative distance of J_i ghat_j + J_j ghat_i from the finite-difference gradient of S_ij is below 1e-6", Role::Statement),
-                Variant::new("transposed Jacobians", "the same for J_i^T ghat_j + J_j^T ghat_i = H_i (I - ghat_i ghat_i^T) ghat_j / ||g_i|| + (i <-> j)", Role::Condition),
+                Variant::new("Eq. 9 formula, isotropic tasks", "the stated formula on isotropic tasks, where J_i is symmetric", Role::Restriction),
+                Variant::correction("transposed Jacobians", "the same distance for the chain-rule gradient", "grad S_ij = J_i^T ghat_j + J_j^T ghat_i = H_i (I - ghat_i ghat_i^T) g_j / (||g_i|| ||g_j||) + (i <-> j)"),
             ],
             instances,
             Figure::MeasuredVsClaimed,
         )?;
+        report.proof_fault = Some("Eq. 9 (and Eq. 82) differentiates ghat_i . ghat_j as J_i ghat_j + J_j ghat_i; the chain rule gives the transposes J_i^T ghat_j + J_j^T ghat_i, and J_i = (1/||g_i||)(I - ghat_i ghat_i^T) H_i is symmetric only when ghat_i is an eigenvector of H_i.".into());
         for fam in Family::standard().map(|f| f.id()) {
             let r: Vec<f64> = report
                 .instances_of("Eq. 9 formula")

@@ -18,7 +18,7 @@
 use super::{run_grid, stream, Claim, Settings};
 use crate::error::Result;
 use crate::nexus::{step_direction, NexusConfig};
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant};
+use crate::report::{ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Test, Variant};
 use crate::stats::{mean_ci, CI_LEVEL};
 use crate::tasks::{BoxedTask, Family, Task, TaskDistribution, Tilted};
 use indicatif::ProgressBar;
@@ -199,17 +199,13 @@ impl Claim for Thm81 {
                     },
                     &mut rng,
                 )?;
-                out.push(
-                    Instance::new(
-                        family.id(),
-                        "stated bound",
-                        &prm,
-                        ci.mean,
-                        claimed,
-                        ci.lo <= claimed,
-                    )
-                    .with_ci(ci.lo, ci.hi),
-                );
+                out.push(Instance::tested(
+                    family.id(),
+                    "stated bound",
+                    &prm,
+                    claimed,
+                    Test::of(&ci, Hypothesis::AtMost { value: claimed }),
+                ));
             }
             let ci = monte_carlo(
                 &common,
@@ -223,17 +219,13 @@ impl Claim for Thm81 {
                 },
                 &mut rng,
             )?;
-            out.push(
-                Instance::new(
-                    family.id(),
-                    "normalized steps (Nexus inner loop)",
-                    &prm,
-                    ci.mean,
-                    claimed,
-                    ci.lo <= claimed,
-                )
-                .with_ci(ci.lo, ci.hi),
-            );
+            out.push(Instance::tested(
+                family.id(),
+                "normalized steps (Nexus inner loop)",
+                &prm,
+                claimed,
+                Test::of(&ci, Hypothesis::AtMost { value: claimed }),
+            ));
             Ok(out)
         })?;
         // The worst case: a quadratic with curvature mu along x_0 - x*, at gamma = 2/(L+mu).

@@ -134,7 +134,7 @@ impl Claim for Thm82 {
             vec![
                 Variant::new("stated (gamma/8)", "two-step displacement matches 2 gamma (mean ghat - (gamma/8) grad E_{x,x'} S) to O(gamma^3) and within the stated bound", Role::Statement),
                 Variant::new("gamma/4", "the same with coefficient gamma/4 (what Algorithm 1 gives for isotropic tasks under the i.i.d. reading)", Role::Info),
-                Variant::new("Eq. 81 form, K = 2", "2 gamma mean ghat - gamma^2 (1/N^2) sum_{i,j} J_i ghat_j: residual slope >= 2.9", Role::Condition),
+                Variant::correction("Eq. 81 form, K = 2", "the two-step expansion that Eq. 77 + 81 give: residual slope >= 2.9", "E[x_0 - x_2] = 2 gamma mean_i ghat_i - gamma^2 (1/N^2) sum_{i,j} J_i ghat_j + O(gamma^3)"),
             ],
             instances,
             Figure::MeasuredVsClaimed,

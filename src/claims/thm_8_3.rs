@@ -190,7 +190,7 @@ impl Claim for Thm83 {
                 Variant::new(READINGS[0], "Thm 3.2's expansion plus the stated third-order term: residual slope >= 4 - 0.1 and below Eq. 19's bound", Role::Statement),
                 Variant::new(READINGS[1], "correct second order (Eq. 81) plus the stated third-order term: residual slope >= 3.9", Role::Info),
                 Variant::new(READINGS[2], "correct second order plus the proof's Eq. 106 term: residual slope >= 3.9", Role::Info),
-                Variant::new(READINGS[3], "correct second order plus the third-order term derived from Algorithm 1 (J J ghat and D^2 ghat terms): residual slope >= 3.9", Role::Condition),
+                Variant::correction(READINGS[3], "correct second order plus the third-order term derived from Algorithm 1 (J J ghat and D^2 ghat terms): residual slope >= 3.9", "E[pg] = Eq. 81 + gamma^3 [C(K,3)/K^3 Jsum Jsum ghat_sum + (K-1)/(4K) sum_{i,j} D^2 ghat_i[ghat_j, ghat_j] + (K-1)(K-2)/(6K^2) sum_i D^2 ghat_i[ghat_sum, ghat_sum]] + O(gamma^4)"),
             ],
             instances,
             Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), series },

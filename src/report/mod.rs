@@ -2,23 +2,22 @@
 //!
 //! A claim's evaluation yields [`Instance`]s: one measured side, one claimed side and whether the
 //! claim holds there, for one reading ([`Variant`]) of the claim. The verdict is derived from
-//! them, never written by hand:
-//! - **holds** when the statement's own reading holds on every instance;
-//! - **holds under a condition** when it does not, but another reading (a stated condition or a
-//!   corrected form) holds on every instance;
-//! - **fails** otherwise.
+//! them, never written by hand ([`verdict`] has the rules): `holds`, `holds under a restriction`
+//! (the statement's own formula on part of its setting), `fails as stated; corrected form holds`
+//! (a different formula), `fails`, or `inconclusive`.
 //!
 //! Informative readings (`Role::Info`: a proof step, a sharper constant, or a probe that breaks
 //! an assumption of the claim) are reported but never decide the verdict.
 
 mod markdown;
 mod plot;
+pub mod verdict;
 
-pub use markdown::{verdict_table, write_summary};
+pub use markdown::{corrections, seed_table, verdict_table, write_summary};
 pub use plot::{draw_figure, register_fonts};
+pub use verdict::{Hypothesis, Outcome, Test, Verdict};
 
 use crate::error::{Error, Result};
-use crate::stats::min_median_max;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,8 +38,11 @@ pub enum ClaimKind {
 pub enum Role {
     /// The claim as the paper states it.
     Statement,
-    /// A condition or corrected form under which the claim may hold.
-    Condition,
+    /// The statement's own formula, on a named part of its setting (a family, a parameter
+    /// range, on average over a draw).
+    Restriction,
+    /// A different formula, constant or identity in place of the statement's.
+    Correction,
     /// Informative only: a proof step, a sharper form, or a probe outside the assumptions.
     Info,
 }
@@ -54,6 +56,9 @@ pub struct Variant {
     pub description: String,
     /// Its role in the verdict.
     pub role: Role,
+    /// For a correction: the corrected statement as a formula.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula: Option<String>,
 }
 
 impl Variant {
@@ -63,6 +68,14 @@ impl Variant {
             name: name.into(),
             description: description.into(),
             role,
+            formula: None,
+        }
+    }
+    /// A correction reading with its corrected statement as a formula.
+    pub fn correction(name: &str, description: &str, formula: &str) -> Self {
+        Self {
+            formula: Some(formula.into()),
+            ..Self::new(name, description, Role::Correction)
         }
     }
 }
@@ -82,10 +95,23 @@ pub struct Instance {
     pub claimed: f64,
     /// `measured / claimed`, when finite.
     pub ratio: Option<f64>,
-    /// Confidence interval of the measured side, when it is a Monte Carlo estimate.
+    /// Confidence interval of the measured side, when it is a Monte Carlo estimate (for a
+    /// tested instance: the reading's family-wise interval, see [`verdict`]).
     pub ci: Option<(f64, f64)>,
     /// Whether the reading holds on this instance.
     pub holds: bool,
+    /// Whether the evidence cannot decide (then `holds` is false but the reading did not fail).
+    #[serde(default)]
+    pub undecided: bool,
+    /// Monte Carlo evidence, decided with the reading's other instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Test>,
+    /// The test's unadjusted p-value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// For an undecided instance: the sample size that would decide it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed_samples: Option<f64>,
 }
 
 impl Instance {
@@ -107,6 +133,18 @@ impl Instance {
             ratio: Some(measured / claimed).filter(|r| r.is_finite()),
             ci: None,
             holds,
+            undecided: false,
+            test: None,
+            p_value: None,
+            needed_samples: None,
+        }
+    }
+    /// An instance decided by Monte Carlo evidence: `measured` is the test's mean and `claimed`
+    /// the side it is compared with; the outcome is set when the report is assembled.
+    pub fn tested(family: &str, variant: &str, params: &[(&str, f64)], claimed: f64, test: Test) -> Self {
+        Self {
+            test: Some(test),
+            ..Self::new(family, variant, params, test.mean, claimed, false)
         }
     }
     /// Attaches a confidence interval.
@@ -123,28 +161,6 @@ impl Instance {
     }
 }
 
-/// The verdict on a claim.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Verdict {
-    /// The statement holds on every instance measured.
-    Holds,
-    /// The statement fails somewhere, but holds under the condition given.
-    HoldsUnder,
-    /// The statement fails and no tested condition rescues it.
-    Fails,
-}
-
-impl Verdict {
-    /// Human-readable form.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Verdict::Holds => "holds",
-            Verdict::HoldsUnder => "holds under a condition",
-            Verdict::Fails => "fails",
-        }
-    }
-}
-
 /// Min / median / max of measured/claimed over the instances of the deciding reading.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Tightness {
@@ -154,6 +170,14 @@ pub struct Tightness {
     pub median: f64,
     /// Maximum ratio.
     pub max: f64,
+}
+
+/// A control of the pipeline: a result known to be true (expected `holds`) or the same with a
+/// deliberate error (expected `fails`), run through the same engine and verdict code.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Control {
+    /// The verdict the pipeline must reach.
+    pub expected: Verdict,
 }
 
 /// A curve drawn in a claim's figure.
@@ -208,8 +232,18 @@ pub struct ClaimReport {
     pub instances: Vec<Instance>,
     /// Derived verdict.
     pub verdict: Verdict,
-    /// The reading that decided the verdict (the statement, or the condition that holds).
+    /// The reading that decided the verdict (the statement, or the restriction or correction
+    /// that holds).
     pub deciding_variant: String,
+    /// The first correction reading that holds, if any.
+    #[serde(default)]
+    pub corrected_form: Option<String>,
+    /// For a control: the verdict the pipeline must reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<Control>,
+    /// For a claim that fails as stated: the proof step where it breaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_fault: Option<String>,
     /// Families covered by the deciding reading.
     pub families: Vec<String>,
     /// Ratios of the deciding reading.
@@ -238,44 +272,7 @@ impl ClaimReport {
         instances: Vec<Instance>,
         figure: Figure,
     ) -> Result<Self> {
-        let holds_everywhere = |name: &str| {
-            let mut it = instances.iter().filter(|i| i.variant == name).peekable();
-            it.peek().is_some() && it.all(|i| i.holds)
-        };
-        let statement_variant = variants
-            .iter()
-            .find(|v| v.role == Role::Statement)
-            .ok_or_else(|| Error::InvalidArgument {
-                name: "variants",
-                reason: format!("{id} has no statement reading"),
-            })?;
-        let (verdict, deciding) = if holds_everywhere(&statement_variant.name) {
-            (Verdict::Holds, statement_variant.name.clone())
-        } else if let Some(v) = variants
-            .iter()
-            .find(|v| v.role == Role::Condition && holds_everywhere(&v.name))
-        {
-            (Verdict::HoldsUnder, v.name.clone())
-        } else {
-            (Verdict::Fails, statement_variant.name.clone())
-        };
-        let deciding_instances: Vec<&Instance> =
-            instances.iter().filter(|i| i.variant == deciding).collect();
-        let mut families: Vec<String> = deciding_instances
-            .iter()
-            .map(|i| i.family.clone())
-            .collect();
-        families.sort();
-        families.dedup();
-        let ratios: Vec<f64> = deciding_instances.iter().filter_map(|i| i.ratio).collect();
-        let tightness =
-            min_median_max(&ratios).map(|(min, median, max)| Tightness { min, median, max });
-        let counterexample = instances
-            .iter()
-            .filter(|i| i.variant == statement_variant.name && !i.holds)
-            .min_by(|a, b| a.size().total_cmp(&b.size()))
-            .cloned();
-        Ok(Self {
+        let mut report = Self {
             id: id.into(),
             reference: reference.into(),
             statement: statement.into(),
@@ -286,14 +283,30 @@ impl ClaimReport {
             settings,
             variants,
             instances,
-            verdict,
-            deciding_variant: deciding,
-            families,
-            tightness,
-            counterexample,
+            verdict: Verdict::Fails,
+            deciding_variant: String::new(),
+            corrected_form: None,
+            control: None,
+            proof_fault: None,
+            families: Vec::new(),
+            tightness: None,
+            counterexample: None,
             findings: Vec::new(),
             figure,
-        })
+        };
+        report.derive()?;
+        Ok(report)
+    }
+
+    /// Marks this report as a control of the pipeline, expected to reach `expected`.
+    pub fn as_control(mut self, expected: Verdict) -> Self {
+        self.control = Some(Control { expected });
+        self
+    }
+
+    /// Whether a control reached the verdict expected of it (`None` for a claim).
+    pub fn control_passed(&self) -> Option<bool> {
+        self.control.map(|c| c.expected == self.verdict)
     }
 
     /// The deciding reading's description.
@@ -315,6 +328,24 @@ impl ClaimReport {
         let all: Vec<&Instance> = self.instances_of(variant).collect();
         (all.iter().filter(|i| i.holds).count(), all.len())
     }
+}
+
+/// Copies of the `from` reading's instances that satisfy `keep`, renamed to the restriction
+/// reading `to`: the statement's own formula, judged only on part of its setting.
+pub fn restrict(
+    instances: &[Instance],
+    from: &str,
+    to: &str,
+    keep: impl Fn(&Instance) -> bool,
+) -> Vec<Instance> {
+    instances
+        .iter()
+        .filter(|i| i.variant == from && keep(i))
+        .map(|i| Instance {
+            variant: to.into(),
+            ..i.clone()
+        })
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
@@ -350,7 +381,11 @@ pub fn load_all(dir: &Path) -> Result<Vec<ClaimReport>> {
                     path: path.display().to_string(),
                     source: err,
                 })?;
-                found.push(serde_json::from_str(&text)?);
+                // The verdict is re-derived from the instances, so a report written by an
+                // older version reads under the current rules.
+                let mut report: ClaimReport = serde_json::from_str(&text)?;
+                report.derive()?;
+                found.push(report);
             }
         }
     }

@@ -129,7 +129,8 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
         }
         let role = match variant.role {
             Role::Statement => "statement",
-            Role::Condition => "condition",
+            Role::Restriction => "restriction",
+            Role::Correction => "correction",
             Role::Info => "info",
         };
         chart

@@ -1,0 +1,345 @@
+//! Deriving a verdict from the instances, never writing it by hand.
+//!
+//! **Per reading.** A reading *holds* when every one of its instances holds, *fails* when one of
+//! them fails, and is *undecided* otherwise (an instance whose evidence cannot decide at the
+//! sample size used).
+//!
+//! **Per claim**, in this order:
+//! - `holds`: the statement reading holds;
+//! - `inconclusive`: the statement reading is undecided (no instance fails, some cannot decide);
+//! - `holds under a restriction`: the statement fails, but a [`Role::Restriction`] reading (the
+//!   statement's own formula on a named part of its setting) holds;
+//! - `fails as stated; corrected form holds`: no restriction holds, but a [`Role::Correction`]
+//!   reading (a different formula, constant or identity) holds;
+//! - `fails` otherwise.
+//!
+//! **Monte Carlo instances** carry a [`Test`]: sample mean, standard error and size, and the
+//! hypothesis the reading makes. Within one reading, the instances' p-values are corrected for
+//! multiplicity by Holm's step-down procedure at family-wise level `alpha = 1 - CI_LEVEL`, and
+//! the intervals written to the report are Bonferroni intervals at level `1 - alpha / m` (`m`
+//! tested instances in the reading), so that all of a reading's intervals hold together with
+//! probability at least `1 - alpha`:
+//! - [`Hypothesis::AtMost`] / [`Hypothesis::AtLeast`] (a bound): fails when Holm rejects the bound,
+//!   holds otherwise;
+//! - [`Hypothesis::Equal`] (an identity): fails when Holm rejects it; holds when the family-wise
+//!   interval lies inside `value +- margin` (the data exclude a deviation of the margin's size);
+//!   undecided otherwise, with the sample size that would decide;
+//! - [`Hypothesis::Effect`] (an effect in a stated direction): holds when Holm rejects "no effect
+//!   in that direction"; fails when the family-wise interval excludes an effect of the stated
+//!   size (an equivalence test: "no effect of that size"); undecided otherwise.
+
+use super::{ClaimReport, Instance, Role};
+use crate::stats::CI_LEVEL;
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// What a Monte Carlo reading asserts about the mean it estimates.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Hypothesis {
+    /// `mean = value`, decided to within `margin`.
+    Equal { value: f64, margin: f64 },
+    /// `mean <= value`.
+    AtMost { value: f64 },
+    /// `mean >= value`.
+    AtLeast { value: f64 },
+    /// A nonzero effect in one direction: `mean < 0` when `lower_is_better`, else `mean > 0`;
+    /// "no effect" is decided when an effect of magnitude `size` is excluded.
+    Effect { lower_is_better: bool, size: f64 },
+}
+
+/// A Monte Carlo instance's evidence.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Test {
+    /// Sample mean.
+    pub mean: f64,
+    /// Its standard error.
+    pub std_err: f64,
+    /// Number of i.i.d. samples (the t distribution has `n - 1` degrees of freedom).
+    pub n: usize,
+    /// What the reading asserts.
+    pub hypothesis: Hypothesis,
+}
+
+impl Test {
+    /// The evidence of a [`crate::stats::MeanCi`].
+    pub fn of(ci: &crate::stats::MeanCi, hypothesis: Hypothesis) -> Self {
+        Self {
+            mean: ci.mean,
+            std_err: ci.std_err,
+            n: ci.n,
+            hypothesis,
+        }
+    }
+
+    fn t_dist(&self) -> Option<StudentsT> {
+        StudentsT::new(0.0, 1.0, (self.n.max(2) - 1) as f64).ok()
+    }
+
+    /// Standardised distance of the mean from `value`; infinite for a zero standard error.
+    fn t_stat(&self, value: f64) -> f64 {
+        let diff = self.mean - value;
+        if self.std_err > 0.0 {
+            diff / self.std_err
+        } else if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::INFINITY
+        }
+    }
+
+    /// The p-value of the test that decides this instance: for a bound or an identity, of
+    /// rejecting the reading; for an effect, of rejecting "no effect in the claimed direction".
+    pub fn p_value(&self) -> f64 {
+        let Some(t) = self.t_dist() else { return 1.0 };
+        let upper = |x: f64| 1.0 - t.cdf(x);
+        match self.hypothesis {
+            Hypothesis::Equal { value, .. } => (2.0 * upper(self.t_stat(value).abs())).min(1.0),
+            Hypothesis::AtMost { value } => upper(self.t_stat(value)),
+            Hypothesis::AtLeast { value } => t.cdf(self.t_stat(value)),
+            Hypothesis::Effect {
+                lower_is_better, ..
+            } => {
+                if lower_is_better {
+                    t.cdf(self.t_stat(0.0))
+                } else {
+                    upper(self.t_stat(0.0))
+                }
+            }
+        }
+    }
+
+    /// Two-sided interval at level `1 - alpha`.
+    pub fn interval(&self, alpha: f64) -> (f64, f64) {
+        let q = self
+            .t_dist()
+            .map_or(f64::INFINITY, |t| t.inverse_cdf(1.0 - alpha / 2.0));
+        let half = q * self.std_err;
+        (self.mean - half, self.mean + half)
+    }
+}
+
+/// What one instance's evidence says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reading holds here.
+    Holds,
+    /// The reading fails here.
+    Fails,
+    /// The evidence cannot decide at this sample size.
+    Undecided,
+}
+
+impl Instance {
+    /// This instance's outcome, as decided by [`decide_tests`] for tested instances.
+    pub fn outcome(&self) -> Outcome {
+        if self.holds {
+            Outcome::Holds
+        } else if self.undecided {
+            Outcome::Undecided
+        } else {
+            Outcome::Fails
+        }
+    }
+}
+
+/// Holm's step-down procedure: which of `p` are rejected at family-wise level `alpha`.
+pub fn holm(p: &[f64], alpha: f64) -> Vec<bool> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut rejected = vec![false; m];
+    for (rank, &i) in order.iter().enumerate() {
+        if p[i] <= alpha / (m - rank) as f64 {
+            rejected[i] = true;
+        } else {
+            break;
+        }
+    }
+    rejected
+}
+
+/// Decides every tested instance of one reading (see the module docs) and writes its
+/// family-wise interval, its outcome and, when undecided, the sample size that would decide.
+pub fn decide_tests(instances: &mut [&mut Instance]) {
+    let alpha = 1.0 - CI_LEVEL;
+    let tested: Vec<usize> = (0..instances.len())
+        .filter(|&i| instances[i].test.is_some())
+        .collect();
+    let m = tested.len();
+    if m == 0 {
+        return;
+    }
+    let p: Vec<f64> = tested
+        .iter()
+        .map(|&i| instances[i].test.expect("tested").p_value())
+        .collect();
+    let rejected = holm(&p, alpha);
+    for (k, &i) in tested.iter().enumerate() {
+        let inst = &mut *instances[i];
+        let test = inst.test.expect("tested");
+        let (lo, hi) = test.interval(alpha / m as f64);
+        inst.ci = Some((lo, hi));
+        inst.p_value = Some(p[k]);
+        inst.needed_samples = None;
+        let (holds, undecided) = match test.hypothesis {
+            Hypothesis::AtMost { .. } | Hypothesis::AtLeast { .. } => (!rejected[k], false),
+            Hypothesis::Equal { value, margin } => {
+                if rejected[k] {
+                    (false, false)
+                } else if lo >= value - margin && hi <= value + margin {
+                    (true, false)
+                } else {
+                    inst.needed_samples = needed(&test, hi - lo, margin - (test.mean - value).abs());
+                    (false, true)
+                }
+            }
+            Hypothesis::Effect {
+                lower_is_better,
+                size,
+            } => {
+                let excludes_effect = if lower_is_better {
+                    lo > -size
+                } else {
+                    hi < size
+                };
+                if rejected[k] {
+                    (true, false)
+                } else if excludes_effect {
+                    (false, false)
+                } else {
+                    let room = if lower_is_better {
+                        test.mean + size
+                    } else {
+                        size - test.mean
+                    };
+                    inst.needed_samples = needed(&test, hi - lo, room);
+                    (false, true)
+                }
+            }
+        };
+        inst.holds = holds;
+        inst.undecided = undecided;
+    }
+}
+
+/// Samples needed for an interval of the same level to shrink from `width` to fit in `room`
+/// on one side of the mean (the standard error scales as `1 / sqrt(n)`).
+fn needed(test: &Test, width: f64, room: f64) -> Option<f64> {
+    (room > 0.0 && width > 0.0).then(|| (test.n as f64 * (width / (2.0 * room)).powi(2)).ceil())
+}
+
+/// The verdict on a claim.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Verdict {
+    /// The statement holds on every instance measured.
+    Holds,
+    /// The statement fails, but its own formula holds on a named part of its setting.
+    #[serde(alias = "HoldsUnder")]
+    HoldsUnderRestriction,
+    /// The statement fails; a different formula, constant or identity holds.
+    CorrectedFormHolds,
+    /// The statement fails and no tested restriction or correction holds.
+    Fails,
+    /// No instance refutes the statement but some cannot decide at the sample size used.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Human-readable form.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::HoldsUnderRestriction => "holds under a restriction",
+            Verdict::CorrectedFormHolds => "fails as stated; corrected form holds",
+            Verdict::Fails => "fails",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl ClaimReport {
+    /// Outcome of one reading over its instances (`None` when it has none).
+    pub fn reading_outcome(&self, name: &str) -> Option<Outcome> {
+        let mut any = false;
+        let mut undecided = false;
+        for i in self.instances_of(name) {
+            any = true;
+            match i.outcome() {
+                Outcome::Fails => return Some(Outcome::Fails),
+                Outcome::Undecided => undecided = true,
+                Outcome::Holds => {}
+            }
+        }
+        any.then_some(if undecided {
+            Outcome::Undecided
+        } else {
+            Outcome::Holds
+        })
+    }
+
+    /// The first reading of `role` that holds.
+    fn first_holding(&self, role: Role) -> Option<String> {
+        self.variants
+            .iter()
+            .find(|v| v.role == role && self.reading_outcome(&v.name) == Some(Outcome::Holds))
+            .map(|v| v.name.clone())
+    }
+
+    /// Decides the tested instances, then derives the verdict, the deciding reading, the
+    /// corrected form that holds (if any), the families, the tightness and the smallest
+    /// counterexample to the statement.
+    pub fn derive(&mut self) -> crate::Result<()> {
+        let names: Vec<String> = self.variants.iter().map(|v| v.name.clone()).collect();
+        for name in &names {
+            let mut of_reading: Vec<&mut Instance> = self
+                .instances
+                .iter_mut()
+                .filter(|i| &i.variant == name)
+                .collect();
+            decide_tests(&mut of_reading);
+        }
+        let statement = self
+            .variants
+            .iter()
+            .find(|v| v.role == Role::Statement)
+            .ok_or_else(|| crate::Error::InvalidArgument {
+                name: "variants",
+                reason: format!("{} has no statement reading", self.id),
+            })?
+            .name
+            .clone();
+        self.corrected_form = self.first_holding(Role::Correction);
+        let (verdict, deciding) = match self.reading_outcome(&statement) {
+            Some(Outcome::Holds) => (Verdict::Holds, statement.clone()),
+            Some(Outcome::Undecided) => (Verdict::Inconclusive, statement.clone()),
+            _ => {
+                if let Some(r) = self.first_holding(Role::Restriction) {
+                    (Verdict::HoldsUnderRestriction, r)
+                } else if let Some(c) = self.corrected_form.clone() {
+                    (Verdict::CorrectedFormHolds, c)
+                } else {
+                    (Verdict::Fails, statement.clone())
+                }
+            }
+        };
+        let deciding_instances: Vec<&Instance> = self.instances_of(&deciding).collect();
+        let mut families: Vec<String> = deciding_instances
+            .iter()
+            .map(|i| i.family.clone())
+            .collect();
+        families.sort();
+        families.dedup();
+        let ratios: Vec<f64> = deciding_instances.iter().filter_map(|i| i.ratio).collect();
+        self.tightness = crate::stats::min_median_max(&ratios)
+            .map(|(min, median, max)| super::Tightness { min, median, max });
+        self.counterexample = self
+            .instances_of(&statement)
+            .filter(|i| i.outcome() == Outcome::Fails)
+            .min_by(|a, b| a.size().total_cmp(&b.size()))
+            .cloned();
+        self.verdict = verdict;
+        self.deciding_variant = deciding;
+        self.families = families;
+        Ok(())
+    }
+}
