@@ -3,7 +3,7 @@
 //! and without Nexus, same budget, several seeds, on the built-in family of synthetic languages with
 //! held-out languages from the same distribution.
 //!
-//! Prints a table of mean differences to AdamW with 95% Student-t intervals (paired by seed),
+//! Prints a table of mean differences to AdamW with 99.9% Student-t intervals (paired by seed),
 //! writes `figures/reports/llama-pretrain.json` and `figures/llama-pretrain.png`, and refreshes
 //! `figures/REPORT.md` (and the README's table). Runs go to `target/pretrain-runs/`.
 //!
@@ -17,9 +17,10 @@ use candle_core::{DType, Device};
 use indicatif::ProgressBar;
 use nexus_lab::llama::{TrainConfig, Trainer, Variant};
 use nexus_lab::report::{
-    self, ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant as Reading,
+    self, ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Series, Test,
+    Variant as Reading,
 };
-use nexus_lab::stats::mean_ci;
+use nexus_lab::stats::{mean_ci, CI_LEVEL};
 use nexus_lab::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,7 +42,21 @@ const METRICS: [&str; 6] = [
     "closeness (train sources)",
     "closeness (held-out)",
 ];
-const LEVEL: f64 = 0.95;
+/// Level of the printed intervals: the project's Monte Carlo level (the report's instances are
+/// decided with family-wise control on top, see `nexus_lab::report::verdict`).
+const LEVEL: f64 = CI_LEVEL;
+
+/// The paper's effect size, Table 1: out-of-distribution loss 1.302 -> 1.290 at the same
+/// pretraining loss (0.9%). "No effect" is decided when an effect of 0.9% of the AdamW mean is
+/// excluded (for losses and closeness); for the gradient cosine, which the paper gives no size
+/// for, an absolute 0.01.
+fn effect_size(metric: usize, baseline: f64) -> f64 {
+    if metric == 3 {
+        0.01
+    } else {
+        0.009 * baseline.abs()
+    }
+}
 
 struct Args {
     quick: bool,
@@ -160,7 +175,7 @@ fn run(a: &Args) -> Result<()> {
         "variant",
         "metric",
         "mean diff",
-        format!("{:.0}% CI", LEVEL * 100.0)
+        format!("{:.1}% CI", LEVEL * 100.0)
     );
     let mut instances = Vec::new();
     let mut findings = Vec::new();
@@ -187,39 +202,40 @@ fn run(a: &Args) -> Result<()> {
                 "{metric} {:+.4} [{:+.4}, {:+.4}]",
                 ci.mean, ci.lo, ci.hi
             ));
-            let better = match m {
-                3 => ci.lo > 0.0,
-                _ => ci.hi < 0.0,
-            };
             let prm = [
                 ("seeds", a.seeds as f64),
                 ("steps", a.steps as f64),
                 ("train_loss_diff", train.mean),
             ];
-            instances.push(
-                Instance::new(
-                    "synthetic languages",
-                    &format!("{}: {metric} better", name(*v)),
-                    &prm,
-                    ci.mean,
-                    0.0,
-                    better,
-                )
-                .with_ci(ci.lo, ci.hi),
-            );
+            let baseline =
+                (0..a.seeds).map(|s| results[0][s].metrics[m]).sum::<f64>() / a.seeds as f64;
+            let effect = Hypothesis::Effect {
+                lower_is_better: m != 3,
+                size: effect_size(m, baseline),
+            };
+            instances.push(Instance::tested(
+                "synthetic languages",
+                &format!("{}: {metric} better", name(*v)),
+                &prm,
+                0.0,
+                Test::of(&ci, effect),
+            ));
             if *v == Variant::Nexus && m == 2 {
+                // "Same pretraining loss" is the paper's |delta| < 0.01; where it is violated the
+                // statement fails whatever the held-out loss does.
                 let same = train.mean.abs() < 0.01;
-                instances.push(
-                    Instance::new(
+                let statement = "nexus: same pretraining loss, lower held-out loss";
+                instances.push(if same {
+                    Instance::tested(
                         "synthetic languages",
-                        "nexus: same pretraining loss, lower held-out loss",
+                        statement,
                         &prm,
-                        ci.mean,
                         0.0,
-                        same && ci.hi < 0.0,
+                        Test::of(&ci, effect),
                     )
-                    .with_ci(ci.lo, ci.hi),
-                );
+                } else {
+                    Instance::new("synthetic languages", statement, &prm, ci.mean, 0.0, false)
+                });
             }
         }
         findings.push(format!(
@@ -246,14 +262,14 @@ fn run(a: &Args) -> Result<()> {
     ));
     let mut readings = vec![Reading::new(
         "nexus: same pretraining loss, lower held-out loss",
-        "|mean train-loss difference| < 0.01 and the 95% CI of the held-out-loss difference (Nexus - AdamW, paired by seed) below 0",
+        "|mean train-loss difference| < 0.01 and the held-out-loss difference (Nexus - AdamW, paired by seed) significantly below 0 (Holm, family-wise 0.001); 'no effect' when a 0.9% reduction (the paper's Table 1) is excluded",
         Role::Statement,
     )];
     for v in &VARIANTS[1..] {
         for metric in METRICS {
             readings.push(Reading::new(
                 &format!("{}: {metric} better", name(*v)),
-                "95% CI of the difference to AdamW excludes 0 in the better direction",
+                "the difference to AdamW is significant in the better direction (Holm); 'no effect' when an effect of the paper's relative size is excluded",
                 Role::Info,
             ));
         }

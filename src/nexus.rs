@@ -115,42 +115,46 @@ impl<T: Objective> SourceGradients<T::Param> for Vec<T> {
     }
 }
 
-/// The displacement `gamma * g / ||g||` (or `gamma * g` for Nexus-Dot) one inner step
-/// subtracts, under the zero-gradient rule of the module docs.
-pub fn step_direction<P: ParamVec>(g: &P, cfg: &NexusConfig) -> Result<P> {
-    let mut dir = g.clone();
+/// The one definition of an inner step: the factor `c` with which `x <- x - c g`, namely
+/// `gamma / ||g||` (Nexus) or `gamma` (Nexus-Dot), and `0` for a zero gradient (the
+/// zero-gradient rule of the module docs). The exact engine ([`step_direction`]) and training
+/// ([`inner_step`]) both go through it.
+pub fn step_scale<P: ParamVec>(g: &P, cfg: &NexusConfig) -> Result<f64> {
     match cfg.inner_step {
-        InnerStep::Raw => dir.scale(cfg.inner_lr)?,
+        InnerStep::Raw => Ok(cfg.inner_lr),
         InnerStep::Normalized => {
             let norm = g.norm()?;
             if !norm.is_finite() {
                 return Err(Error::NonFinite("inner gradient"));
             }
-            if norm == 0.0 {
-                return g.zeros_like();
-            }
-            dir.scale(cfg.inner_lr / norm)?
+            Ok(if norm == 0.0 {
+                0.0
+            } else {
+                cfg.inner_lr / norm
+            })
         }
     }
+}
+
+/// The displacement `step_scale(g) * g` one inner step subtracts.
+pub fn step_direction<P: ParamVec>(g: &P, cfg: &NexusConfig) -> Result<P> {
+    let c = step_scale(g, cfg)?;
+    if c == 0.0 {
+        return g.zeros_like();
+    }
+    let mut dir = g.clone();
+    dir.scale(c)?;
     Ok(dir)
 }
 
-/// One inner step `x <- x - step_direction(g)`, as a single `axpy` with `-gamma / ||g||` (the
-/// same floating-point result as subtracting [`step_direction`], without its temporary copy).
+/// One inner step `x <- x - step_scale(g) * g`, as a single `axpy` (the same floating-point
+/// result as subtracting [`step_direction`], without its temporary copy).
 pub fn inner_step<P: ParamVec>(x: &mut P, g: &P, cfg: &NexusConfig) -> Result<()> {
-    match cfg.inner_step {
-        InnerStep::Raw => x.axpy(-cfg.inner_lr, g),
-        InnerStep::Normalized => {
-            let norm = g.norm()?;
-            if !norm.is_finite() {
-                return Err(Error::NonFinite("inner gradient"));
-            }
-            if norm == 0.0 {
-                return Ok(());
-            }
-            x.axpy(-cfg.inner_lr / norm, g)
-        }
+    let c = step_scale(g, cfg)?;
+    if c == 0.0 {
+        return Ok(());
     }
+    x.axpy(-c, g)
 }
 
 /// Runs the inner loop from `start` along a given index sequence and returns its end point.

@@ -232,3 +232,66 @@ fn nexus_with_adamw_reduces_training_loss() {
     let after = loss(&tasks, &x);
     assert!(after < 0.05 * before, "loss {before} -> {after}");
 }
+
+/// The training path (`pseudo_gradient`, one `axpy` per inner step) and the exact engine
+/// (`expectation::exact`, `step_direction` along shared prefixes) agree: the mean of
+/// `pseudo_gradient` over all K^K index sequences equals `exact` to float64 rounding (the two
+/// accumulate the same steps in a different order: 1e-13 relative).
+#[test]
+fn mean_pseudo_gradient_over_all_sequences_is_the_exact_expectation() {
+    for (family, inner) in [
+        (
+            Family::Anisotropic { mu: 0.5, l: 3.0 },
+            InnerStep::Normalized,
+        ),
+        (
+            Family::Logistic {
+                samples: 16,
+                reg: 0.1,
+            },
+            InnerStep::Normalized,
+        ),
+        (Family::Anisotropic { mu: 0.5, l: 3.0 }, InnerStep::Raw),
+    ] {
+        let mut rng = rng_for(11, "one-inner-step");
+        let mut tasks = TaskDistribution::new(family, 4, 1.0)
+            .unwrap()
+            .sample_many(3, &mut rng)
+            .unwrap();
+        let x = DVector::from_element(4, 2.0);
+        let cfg = NexusConfig {
+            inner_step: inner,
+            ..NexusConfig::new(3, 0.05).unwrap()
+        };
+        let exact = nexus_lab::expectation::exact(&tasks, &x, &cfg).unwrap();
+        let mut sum = DVector::zeros(4);
+        for code in 0..27usize {
+            let idx = [code % 3, (code / 3) % 3, code / 9];
+            sum += pseudo_gradient(&mut tasks, &x, &idx, &cfg).unwrap();
+        }
+        let mean = sum / 27.0;
+        assert!(
+            (&mean - &exact.mean).norm() <= 1e-13 * exact.mean.norm(),
+            "{inner:?}: {mean} vs {}",
+            exact.mean
+        );
+    }
+}
+
+/// A normalized inner step moves exactly gamma, whatever the gradient's scale.
+#[test]
+fn a_normalized_inner_step_has_length_gamma() {
+    let cfg = NexusConfig::new(1, 0.3).unwrap();
+    for g in [
+        dvector![3.0, 4.0],
+        dvector![1e-6, 0.0],
+        dvector![-200.0, 7.0],
+    ] {
+        let mut x = dvector![1.0, -1.0];
+        let start = x.clone();
+        inner_step(&mut x, &g, &cfg).unwrap();
+        assert!(((&start - &x).norm() - 0.3).abs() <= EPS, "{g}");
+        let dir = nexus_lab::nexus::step_direction(&g, &cfg).unwrap();
+        assert!((dir.norm() - 0.3).abs() <= EPS);
+    }
+}

@@ -39,7 +39,11 @@ fn verdicts_follow_the_instances() {
         inst("part", 1.0, true),
         inst("probe", 1.0, false),
     ]);
-    assert_eq!(r.verdict, Verdict::Holds, "an informative reading never decides");
+    assert_eq!(
+        r.verdict,
+        Verdict::Holds,
+        "an informative reading never decides"
+    );
     assert_eq!(r.tightness.unwrap().median, 0.5);
 
     let r = report(vec![
@@ -66,7 +70,10 @@ fn verdicts_follow_the_instances() {
     assert_eq!(r.verdict, Verdict::CorrectedFormHolds);
     assert_eq!(r.verdict.label(), "fails as stated; corrected form holds");
 
-    let r = report(vec![inst("stated", 1.0, false), inst("other formula", 1.0, false)]);
+    let r = report(vec![
+        inst("stated", 1.0, false),
+        inst("other formula", 1.0, false),
+    ]);
     assert_eq!(r.verdict, Verdict::Fails);
 
     let r = report(vec![inst("part", 1.0, true)]);

@@ -315,8 +315,8 @@ impl Claim for Mechanism {
                             .map(|o| metric(&o[mi], which) - metric(&o[0], which))
                             .collect();
                         let ci = mean_ci(&diffs, CI_LEVEL)?;
-                        let baseline =
-                            rows.iter().map(|o| metric(&o[0], which)).sum::<f64>() / rows.len() as f64;
+                        let baseline = rows.iter().map(|o| metric(&o[0], which)).sum::<f64>()
+                            / rows.len() as f64;
                         let effect = Hypothesis::Effect {
                             lower_is_better: which != "cosine",
                             size: effect_size(which, baseline),

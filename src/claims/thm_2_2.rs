@@ -127,7 +127,10 @@ pub const MARGIN: f64 = 0.1;
 pub fn draws_needed(p: &Thm22Params, pilot: &MeanCi, m: usize, cap: usize) -> usize {
     let sd = pilot.std_err * (pilot.n as f64).sqrt();
     let z = statrs::distribution::Normal::standard();
-    let q = statrs::distribution::ContinuousCDF::inverse_cdf(&z, 1.0 - (1.0 - CI_LEVEL) / (2.0 * m as f64));
+    let q = statrs::distribution::ContinuousCDF::inverse_cdf(
+        &z,
+        1.0 - (1.0 - CI_LEVEL) / (2.0 * m as f64),
+    );
     let half = 0.5 * MARGIN * p.claimed_trace();
     ((q * sd / half).powi(2).ceil() as usize).clamp(pilot.n, cap)
 }

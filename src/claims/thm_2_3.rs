@@ -182,7 +182,7 @@ pub fn check<R: Rng + ?Sized>(p: &Thm23Params, n_draws: usize, rng: &mut R) -> R
     let errors: Vec<f64> = points.iter().map(|x| (x - &mu).norm_squared()).collect();
     Ok(Thm23Sides {
         gap: mean_ci(&gaps, CI_LEVEL)?,
-        bound: b.lambda_max * (kappa * kappa + 1.0) / (2.0 * p.k as f64) * sigma2,
+        bound: eq6_bound(b.lambda_min, b.lambda_max, p.k, sigma2),
         estimation_error: mean_ci(&errors, CI_LEVEL)?,
         estimation_bound: kappa * kappa * sigma2 / p.k as f64,
         sigma2,
@@ -193,6 +193,12 @@ pub fn check<R: Rng + ?Sized>(p: &Thm23Params, n_draws: usize, rng: &mut R) -> R
             0.5 * (1.0 - 1.0 / p.k as f64) * p.spread * p.spread * h_bar_trace
         }),
     })
+}
+
+/// The right side of Eq. 6: `lambda_max ((lambda_max / lambda_min)^2 + 1) / (2K) sigma^2`.
+pub fn eq6_bound(lambda_min: f64, lambda_max: f64, k: usize, sigma2: f64) -> f64 {
+    let kappa = lambda_max / lambda_min;
+    lambda_max * (kappa * kappa + 1.0) / (2.0 * k as f64) * sigma2
 }
 
 /// Thm 2.3.

@@ -64,7 +64,11 @@ fn table_rows(s: &mut String, reports: &[&ClaimReport], prefix: &str, controls: 
             (true, Some(c)) => format!(
                 " | {} | {}",
                 c.expected.label(),
-                if c.expected == r.verdict { "yes" } else { "**no**" }
+                if c.expected == r.verdict {
+                    "yes"
+                } else {
+                    "**no**"
+                }
             ),
             _ => String::new(),
         };
@@ -117,16 +121,31 @@ pub fn corrections(reports: &[ClaimReport]) -> String {
         let statement = r.variants.iter().find(|v| v.role == Role::Statement);
         if let Some(v) = statement {
             let (ok, n) = r.count(&v.name);
-            let _ = writeln!(s, "The statement (`{}`) holds on {ok} of {n} instances.\n", v.name);
+            let _ = writeln!(
+                s,
+                "The statement (`{}`) holds on {ok} of {n} instances.\n",
+                v.name
+            );
         }
-        for v in r.variants.iter().filter(|v| matches!(v.role, Role::Restriction | Role::Correction)) {
+        for v in r
+            .variants
+            .iter()
+            .filter(|v| matches!(v.role, Role::Restriction | Role::Correction))
+        {
             let (ok, n) = r.count(&v.name);
-            let what = if v.role == Role::Restriction { "Restriction" } else { "Corrected form" };
+            let what = if v.role == Role::Restriction {
+                "Restriction"
+            } else {
+                "Corrected form"
+            };
             let _ = writeln!(
                 s,
                 "- **{what}** `{}`{}: {} Holds on {ok} of {n} instances ({}).",
                 v.name,
-                v.formula.as_ref().map(|f| format!(", `{f}`")).unwrap_or_default(),
+                v.formula
+                    .as_ref()
+                    .map(|f| format!(", `{f}`"))
+                    .unwrap_or_default(),
                 v.description,
                 match r.reading_outcome(&v.name) {
                     Some(super::Outcome::Holds) => "holds",
@@ -180,9 +199,17 @@ pub fn seed_table(seeds: &[u64], verdicts: &[(String, Vec<Verdict>)], quick: boo
         .map(|(id, _)| id.as_str())
         .collect();
     if changed.is_empty() {
-        let _ = writeln!(s, "**Every verdict is identical at all {} master seeds.**\n", seeds.len());
+        let _ = writeln!(
+            s,
+            "**Every verdict is identical at all {} master seeds.**\n",
+            seeds.len()
+        );
     } else {
-        let _ = writeln!(s, "**Verdicts that change with the master seed: {}.**\n", changed.join(", "));
+        let _ = writeln!(
+            s,
+            "**Verdicts that change with the master seed: {}.**\n",
+            changed.join(", ")
+        );
     }
     s.push_str("| claim |");
     for seed in seeds {
@@ -198,7 +225,15 @@ pub fn seed_table(seeds: &[u64], verdicts: &[(String, Vec<Verdict>)], quick: boo
         for x in v {
             let _ = write!(s, " {} |", x.label());
         }
-        let _ = writeln!(s, " {} |", if v.iter().all(|x| *x == v[0]) { "yes" } else { "**no**" });
+        let _ = writeln!(
+            s,
+            " {} |",
+            if v.iter().all(|x| *x == v[0]) {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
     }
     s
 }
@@ -230,12 +265,18 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path, seed: u64, quick: bool
             r.deciding_description()
         );
         if r.corrected_form.is_some() {
-            let _ = writeln!(s, "**Corrected form that holds:** `{}`.\n", corrected_text(r));
+            let _ = writeln!(
+                s,
+                "**Corrected form that holds:** `{}`.\n",
+                corrected_text(r)
+            );
         }
         if let Some(f) = &r.proof_fault {
             let _ = writeln!(s, "**Where the proof breaks.** {f}\n");
         }
-        s.push_str("| reading | role | holds on | undecided | description |\n|---|---|---|---|---|\n");
+        s.push_str(
+            "| reading | role | holds on | undecided | description |\n|---|---|---|---|---|\n",
+        );
         for v in &r.variants {
             let (ok, n) = r.count(&v.name);
             let undecided = r.instances_of(&v.name).filter(|i| i.undecided).count();

@@ -141,7 +141,13 @@ impl Instance {
     }
     /// An instance decided by Monte Carlo evidence: `measured` is the test's mean and `claimed`
     /// the side it is compared with; the outcome is set when the report is assembled.
-    pub fn tested(family: &str, variant: &str, params: &[(&str, f64)], claimed: f64, test: Test) -> Self {
+    pub fn tested(
+        family: &str,
+        variant: &str,
+        params: &[(&str, f64)],
+        claimed: f64,
+        test: Test,
+    ) -> Self {
         Self {
             test: Some(test),
             ..Self::new(family, variant, params, test.mean, claimed, false)

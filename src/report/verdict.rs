@@ -189,7 +189,8 @@ pub fn decide_tests(instances: &mut [&mut Instance]) {
                 } else if lo >= value - margin && hi <= value + margin {
                     (true, false)
                 } else {
-                    inst.needed_samples = needed(&test, hi - lo, margin - (test.mean - value).abs());
+                    inst.needed_samples =
+                        needed(&test, hi - lo, margin - (test.mean - value).abs());
                     (false, true)
                 }
             }
