@@ -158,3 +158,32 @@ fn multiplicity_is_controlled_within_a_reading() {
     let r = report(many);
     assert_eq!(r.verdict, Verdict::Holds);
 }
+
+/// Positive controls (Reptile's expansion, the descent lemma) come out `holds`, and the same
+/// with a deliberate error comes out `fails`, through the claims' own engine and verdict code.
+#[test]
+fn controls_hold_and_deliberate_errors_fail() {
+    let settings = nexus_lab::claims::Settings {
+        quick: true,
+        ..Default::default()
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    for id in [
+        "ctl-reptile",
+        "ctl-reptile-wrong-sign",
+        "ctl-descent",
+        "ctl-descent-wrong-constant",
+    ] {
+        let r = nexus_lab::claims::find(id)
+            .unwrap()
+            .evaluate(&settings, &bar)
+            .unwrap();
+        let expected = if id.contains("wrong") {
+            Verdict::Fails
+        } else {
+            Verdict::Holds
+        };
+        assert_eq!(r.verdict, expected, "{id}");
+        assert_eq!(r.control_passed(), Some(true), "{id}");
+    }
+}

@@ -3,6 +3,7 @@
 //! runs `check` over a grid and assembles the report. The property tests in `theorems/` call the
 //! same `check` functions, so a theorem's test and its report share one code path.
 
+pub mod controls;
 pub mod eq4;
 pub mod eq8;
 pub mod mechanism;
@@ -54,7 +55,7 @@ pub trait Claim: Sync {
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport>;
 }
 
-/// Every claim, in the order of the paper.
+/// Every claim, in the order of the paper, then the pipeline's controls.
 pub fn registry() -> Vec<Box<dyn Claim>> {
     vec![
         Box::new(eq4::Eq4),
@@ -72,6 +73,10 @@ pub fn registry() -> Vec<Box<dyn Claim>> {
         Box::new(thm_8_2::Thm82),
         Box::new(thm_8_3::Thm83),
         Box::new(mechanism::Mechanism),
+        Box::new(controls::Reptile { sign: 1.0 }),
+        Box::new(controls::Reptile { sign: -1.0 }),
+        Box::new(controls::DescentLemma { factor: 1.0 }),
+        Box::new(controls::DescentLemma { factor: 2.0 }),
     ]
 }
 
