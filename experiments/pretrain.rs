@@ -8,7 +8,7 @@
 //! `figures/REPORT.md` (and the README's table). Runs go to `target/pretrain-runs/`.
 //!
 //! ```text
-//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 4 seeds, ~13 min on 2 cores
+//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 10 seeds, ~30 min on 2 cores
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! ```
@@ -322,7 +322,7 @@ fn run(a: &Args) -> Result<()> {
 fn parse(mut it: impl Iterator<Item = String>) -> std::result::Result<Args, String> {
     let mut a = Args {
         quick: false,
-        seeds: 4,
+        seeds: 10,
         steps: 300,
         preset: "tiny".into(),
         device: "cpu".into(),

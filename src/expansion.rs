@@ -167,7 +167,14 @@ pub fn residual_curves<T: Task>(
     gammas: &[f64],
     expansions: &[&dyn Fn(f64) -> DVector<f64>],
 ) -> Result<Vec<Vec<f64>>> {
-    residual_curves_for(tasks, x, inner_steps, InnerStep::Normalized, gammas, expansions)
+    residual_curves_for(
+        tasks,
+        x,
+        inner_steps,
+        InnerStep::Normalized,
+        gammas,
+        expansions,
+    )
 }
 
 /// [`residual_curves`] for either kind of inner step (raw steps: Nexus-Dot, or Reptile's SGD).

@@ -175,3 +175,142 @@ pub fn monte_carlo<T: Task, R: Rng + ?Sized>(
         coords,
     })
 }
+
+/// Monte Carlo residuals of the expansions of `E[pg]`, with a per-sequence Taylor control
+/// variate, for `K` inner steps over the tasks (the paper's setting has `K` = number of tasks,
+/// but any `K` works), at every step size of `gammas`.
+///
+/// For one index sequence `s`, with `a_m = sum_{l<m} ghat_{s_l}` and `c_m = sum_{l<m} J_{s_l} a_l`
+/// (all at the start point `x`), Taylor's theorem along the inner loop gives
+/// `pg(s) = gamma T1 + gamma^2 T2 + gamma^3 T3 + O(gamma^4)` with
+/// `T1 = sum_m ghat_{s_m}`, `T2 = -sum_m J_{s_m} a_m`,
+/// `T3 = sum_m (J_{s_m} c_m + 1/2 D^2 ghat_{s_m}[a_m, a_m])`.
+/// Their expectations are known exactly: `E[gamma T1 + gamma^2 T2]` is Eq. 81's expansion
+/// ([`crate::expansion::eq81_expansion`]) and `E[T3]` is
+/// [`crate::expansion::Third::derived`]. So `mean_s(pg - gamma T1 - gamma^2 T2)` estimates
+/// `E[pg] - Eq. 81` with noise that shrinks with the residual itself (it is `O(gamma^3)` per
+/// sequence), and `mean_s(pg - gamma T1 - gamma^2 T2 - gamma^3 T3)` estimates
+/// `E[pg] - Eq. 81 - gamma^3 derived`. The same sequences are used at every `gamma` (common
+/// random numbers), so the residual curves are smooth in `gamma` and their log-log slopes stay
+/// measurable at any `K`. Each sequence runs the project's own inner step
+/// ([`crate::nexus::step_direction`]), accumulating the displacement step by step.
+#[derive(Clone, Debug)]
+pub struct TaylorResiduals {
+    /// Step sizes.
+    pub gammas: Vec<f64>,
+    /// Estimates of `E[pg] - Eq. 81` at each gamma.
+    pub second: Vec<DVector<f64>>,
+    /// Estimates of `E[pg] - Eq. 81 - gamma^3 derived` at each gamma.
+    pub third: Vec<DVector<f64>>,
+    /// Norm of the per-coordinate standard errors of `second` at each gamma.
+    pub second_se: Vec<f64>,
+    /// The same for `third`.
+    pub third_se: Vec<f64>,
+    /// Sample mean of `T3` (its exact expectation is `Third::derived`).
+    pub t3_mean: DVector<f64>,
+    /// Per-coordinate standard errors of `t3_mean`.
+    pub t3_se: DVector<f64>,
+    /// Number of sequences.
+    pub samples: usize,
+}
+
+/// Running sums for a sample mean and its per-coordinate standard error.
+struct Moments {
+    sum: DVector<f64>,
+    sq: DVector<f64>,
+}
+
+impl Moments {
+    fn new(d: usize) -> Self {
+        Self {
+            sum: DVector::zeros(d),
+            sq: DVector::zeros(d),
+        }
+    }
+    fn push(&mut self, v: &DVector<f64>) {
+        self.sum += v;
+        self.sq += v.component_mul(v);
+    }
+    /// Mean and per-coordinate standard error over `n` samples.
+    fn finish(&self, n: usize) -> (DVector<f64>, DVector<f64>) {
+        let nf = n as f64;
+        let mean = &self.sum / nf;
+        let se = DVector::from_iterator(
+            mean.len(),
+            mean.iter().zip(self.sq.iter()).map(|(m, s)| {
+                let var = ((s / nf - m * m) * nf / (nf - 1.0)).max(0.0);
+                (var / nf).sqrt()
+            }),
+        );
+        (mean, se)
+    }
+}
+
+/// See [`TaylorResiduals`]. `samples` index sequences are drawn with replacement from `rng`.
+pub fn taylor_monte_carlo<T: Task, R: Rng + ?Sized>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    inner_steps: usize,
+    gammas: &[f64],
+    samples: usize,
+    rng: &mut R,
+) -> Result<TaylorResiduals> {
+    ensure(samples >= 2, "samples", || {
+        format!("need at least 2 sequences, got {samples}")
+    })?;
+    let local = crate::expansion::Local::at(tasks, x)?;
+    let third = crate::expansion::Third::new(tasks, x, &local);
+    let d = x.len();
+    let sampling = NexusConfig::new(inner_steps, gammas.first().copied().unwrap_or(1.0))?;
+    let mut second: Vec<Moments> = gammas.iter().map(|_| Moments::new(d)).collect();
+    let mut third_m: Vec<Moments> = gammas.iter().map(|_| Moments::new(d)).collect();
+    let mut t3_m = Moments::new(d);
+    for _ in 0..samples {
+        let idx = sample_indices(&sampling, tasks.len(), rng)?;
+        let (mut t1, mut t2, mut t3) = (DVector::zeros(d), DVector::zeros(d), DVector::zeros(d));
+        let (mut a, mut c) = (DVector::<f64>::zeros(d), DVector::<f64>::zeros(d));
+        for &s in &idx {
+            t1 += &local.ghat[s];
+            t2 -= &local.j[s] * &a;
+            t3 += &local.j[s] * &c + third.d2_ghat(s, &a, &a)? * 0.5;
+            // c_{m+1} = c_m + J_{s_m} a_m, a_{m+1} = a_m + ghat_{s_m}.
+            c += &local.j[s] * &a;
+            a += &local.ghat[s];
+        }
+        t3_m.push(&t3);
+        for (gi, &gamma) in gammas.iter().enumerate() {
+            let cfg = NexusConfig::new(inner_steps, gamma)?;
+            let (mut y, mut disp) = (x.clone(), DVector::<f64>::zeros(d));
+            for &s in &idx {
+                let dir = step_direction(&tasks[s].gradient(&y)?, &cfg)?;
+                y -= &dir;
+                disp += dir;
+            }
+            let r2 = disp - &t1 * gamma - &t2 * (gamma * gamma);
+            let r3 = &r2 - &t3 * gamma.powi(3);
+            second[gi].push(&r2);
+            third_m[gi].push(&r3);
+        }
+    }
+    let split = |m: &[Moments]| -> (Vec<DVector<f64>>, Vec<f64>) {
+        m.iter()
+            .map(|mo| {
+                let (mean, se) = mo.finish(samples);
+                (mean, se.norm())
+            })
+            .unzip()
+    };
+    let (second_mean, second_se) = split(&second);
+    let (third_mean, third_se) = split(&third_m);
+    let (t3_mean, t3_se) = t3_m.finish(samples);
+    Ok(TaylorResiduals {
+        gammas: gammas.to_vec(),
+        second: second_mean,
+        third: third_mean,
+        second_se,
+        third_se,
+        t3_mean,
+        t3_se,
+        samples,
+    })
+}

@@ -19,6 +19,8 @@ fn bad_input_exits_with_code_2_and_a_message() {
         (vec!["--seed", "-3"], "--seed must be"),
         (vec!["--seed"], "--seed needs a value"),
         (vec!["--only"], "--only needs a claim id"),
+        (vec!["--seeds", "0"], "--seeds must be a positive integer"),
+        (vec!["--out", ""], "--out must name a directory"),
     ] {
         let out = reproduce(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -134,4 +136,31 @@ fn nexus_run_prints_a_table() {
         3,
         "{text}"
     );
+}
+
+/// End to end: `reproduce --quick` reaches the verdicts committed in `figures/reports/` (the full
+/// run's), claim by claim, controls included. A change that moves a verdict fails here until the
+/// figures are regenerated and the change is seen.
+#[test]
+fn quick_run_gives_the_committed_verdicts() {
+    let dir = std::env::temp_dir().join(format!("nexus-lab-e2e-{}", std::process::id()));
+    let out = reproduce(&["--quick", "--seeds", "1", "--out", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = nexus_lab::report::load_all(Path::new("figures")).unwrap();
+    let quick = nexus_lab::report::load_all(&dir).unwrap();
+    for claim in nexus_lab::claims::registry() {
+        let id = claim.id();
+        let find = |all: &[nexus_lab::report::ClaimReport]| {
+            all.iter()
+                .find(|r| r.id == id)
+                .map(|r| r.verdict)
+                .unwrap_or_else(|| panic!("no report for {id}"))
+        };
+        assert_eq!(find(&quick), find(&committed), "{id}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -59,7 +59,8 @@ pub fn reptile_slope<T: Task>(
 ) -> Result<f64> {
     let k = tasks.len();
     let expansion = |a: f64| {
-        reptile_expansion(tasks, x, k, a, sign).unwrap_or_else(|_| DVector::from_element(x.len(), f64::NAN))
+        reptile_expansion(tasks, x, k, a, sign)
+            .unwrap_or_else(|_| DVector::from_element(x.len(), f64::NAN))
     };
     let curves = residual_curves_for(tasks, x, k, InnerStep::Raw, gammas, &[&expansion])?;
     loglog_slope(gammas, &curves[0])

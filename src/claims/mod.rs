@@ -6,6 +6,7 @@
 pub mod controls;
 pub mod eq4;
 pub mod eq8;
+pub mod large_k;
 pub mod mechanism;
 pub mod thm_2_2;
 pub mod thm_2_3;

@@ -139,6 +139,7 @@ impl Claim for Thm82 {
             instances,
             Figure::MeasuredVsClaimed,
         )?;
+        report.proof_fault = Some("The proof reads two NSGD steps as Nexus with K = 2 and applies Thm 3.2, so it inherits Eq. 82's missing transpose; and Thm 3.2's coefficient (K-1)/(4K) = 1/8 at K = 2 multiplies grad sum_{i != j} S_ij over the two sampled steps, which under the i.i.d. (x, x') reading is 2 grad E_{x,x'} S up to the diagonal, so the coefficient of grad E_{x,x'} S is gamma/4 (what Algorithm 1 gives on isotropic tasks), not gamma/8.".into());
         for name in ["stated (gamma/8)", "gamma/4"] {
             let fams: Vec<&str> = Family::standard()
                 .iter()
