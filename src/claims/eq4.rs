@@ -240,12 +240,12 @@ impl Claim for Remark21 {
             ])
         })?;
         let mut instances = instances;
-        instances.extend(crate::report::restrict(
-            &instances,
+        crate::report::add_restriction(
+            &mut instances,
             "stated equality",
             "stated equality, isotropic tasks",
             |i| i.family == "isotropic",
-        ));
+        );
         let mut report = ClaimReport::assemble(
             self.id(),
             "Remark 2.1, Sec. 2.2",

@@ -263,12 +263,12 @@ impl Claim for Thm32 {
                 ]
             },
         )?);
-        instances.extend(crate::report::restrict(
-            &instances,
+        crate::report::add_restriction(
+            &mut instances,
             "stated (Eq. 12)",
             "stated (Eq. 12), isotropic tasks",
             |i| i.family == "isotropic",
-        ));
+        );
         let mut report = ClaimReport::assemble(
             id,
             "Thm 3.2, Eq. 11-12 (proof Sec. 11, Eq. 77-85)",
@@ -412,12 +412,12 @@ impl Claim for Eq9 {
             ])
         })?;
         let mut instances = instances;
-        instances.extend(crate::report::restrict(
-            &instances,
+        crate::report::add_restriction(
+            &mut instances,
             "Eq. 9 formula",
             "Eq. 9 formula, isotropic tasks",
             |i| i.family == "isotropic",
-        ));
+        );
         let mut report = ClaimReport::assemble(
             self.id(),
             "Eq. 9 (Sec. 3.2) and Eq. 82 (Sec. 11.3.4)",

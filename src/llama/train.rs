@@ -509,32 +509,45 @@ impl Trainer {
             },
             ..NexusConfig::new(cfg.accum, cfg.inner_lr)?
         };
-        let mut grad = match cfg.variant {
-            Variant::Adamw | Variant::Nsgd | Variant::Muon => {
-                let mut sum = oracle.gradient(0, &self.params)?;
-                for i in 1..cfg.accum {
-                    sum.axpy(1.0, &oracle.gradient(i, &self.params)?)?;
+        // A gradient that overflows inside the inner loop is divergence too, reported as such
+        // (the loss of that step is undefined), so the last checkpoint is kept.
+        let grad = (|| -> Result<TensorParams> {
+            Ok(match cfg.variant {
+                Variant::Adamw | Variant::Nsgd | Variant::Muon => {
+                    let mut sum = oracle.gradient(0, &self.params)?;
+                    for i in 1..cfg.accum {
+                        sum.axpy(1.0, &oracle.gradient(i, &self.params)?)?;
+                    }
+                    sum.scale(1.0 / cfg.accum as f64)?;
+                    sum
                 }
-                sum.scale(1.0 / cfg.accum as f64)?;
-                sum
-            }
-            Variant::Nexus | Variant::NexusDot | Variant::MuonNexus => {
-                pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?
-            }
-            Variant::Random => {
-                let pg = pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?;
-                let mut first = self.params.zeros_like()?;
-                for i in 0..cfg.accum {
-                    first.axpy(
-                        1.0,
-                        &step_direction(&oracle.gradient(i, &self.params)?, &nexus)?,
-                    )?;
+                Variant::Nexus | Variant::NexusDot | Variant::MuonNexus => {
+                    pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?
                 }
-                let correction = pg.minus(&first)?.norm()?;
-                let u = random_unit(&self.params, self.data.seed, self.step)?;
-                first.axpy(correction, &u)?;
-                first
+                Variant::Random => {
+                    let pg = pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?;
+                    let mut first = self.params.zeros_like()?;
+                    for i in 0..cfg.accum {
+                        first.axpy(
+                            1.0,
+                            &step_direction(&oracle.gradient(i, &self.params)?, &nexus)?,
+                        )?;
+                    }
+                    let correction = pg.minus(&first)?.norm()?;
+                    let u = random_unit(&self.params, self.data.seed, self.step)?;
+                    first.axpy(correction, &u)?;
+                    first
+                }
+            })
+        })();
+        let mut grad = match grad {
+            Err(Error::NonFinite(_)) => {
+                return Err(Error::Diverged {
+                    step: self.step + 1,
+                    loss: f64::NAN,
+                })
             }
+            other => other?,
         };
         let loss = oracle.losses.iter().sum::<f64>() / oracle.losses.len() as f64;
         if !loss.is_finite() {

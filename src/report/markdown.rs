@@ -46,6 +46,11 @@ fn corrected_text(r: &ClaimReport) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Text made safe for a Markdown table cell (`|` would end the cell).
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 fn table_rows(s: &mut String, reports: &[&ClaimReport], prefix: &str, controls: bool) {
     for r in reports {
         let (ok, n) = r.count(&r.deciding_variant);
@@ -77,10 +82,10 @@ fn table_rows(s: &mut String, reports: &[&ClaimReport], prefix: &str, controls: 
             "| [{id}]({anchor}#{id}) | {refr} | **{verdict}**{expected} | {reading} | {corr} | {fam} | {tight} | {ok}/{n} | [png]({prefix}{id}.png) |",
             id = r.id,
             anchor = if prefix.is_empty() { String::new() } else { format!("{prefix}REPORT.md") },
-            refr = r.reference,
+            refr = cell(&r.reference),
             verdict = r.verdict.label(),
-            reading = r.deciding_variant,
-            corr = corrected_text(r).replace('|', "\\|"),
+            reading = cell(&r.deciding_variant),
+            corr = cell(&corrected_text(r)),
             fam = r.families.join(", "),
         );
     }
@@ -140,7 +145,7 @@ pub fn corrections(reports: &[ClaimReport]) -> String {
             };
             let _ = writeln!(
                 s,
-                "- **{what}** `{}`{}: {} Holds on {ok} of {n} instances ({}).",
+                "- **{what}** `{}`{}: {} (holds on {ok} of {n} instances: the reading {}).",
                 v.name,
                 v.formula
                     .as_ref()
@@ -284,7 +289,12 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path, seed: u64, quick: bool
             let _ = writeln!(
                 s,
                 "| `{}` | {} | {}/{} | {} | {} |",
-                v.name, role, ok, n, undecided, v.description
+                v.name,
+                role,
+                ok,
+                n,
+                undecided,
+                cell(&v.description)
             );
         }
         let undecided: Vec<String> = r

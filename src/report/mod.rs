@@ -336,22 +336,23 @@ impl ClaimReport {
     }
 }
 
-/// Copies of the `from` reading's instances that satisfy `keep`, renamed to the restriction
-/// reading `to`: the statement's own formula, judged only on part of its setting.
-pub fn restrict(
-    instances: &[Instance],
+/// Adds copies of the `from` reading's instances that satisfy `keep`, renamed to the
+/// restriction reading `to`: the statement's own formula, judged only on part of its setting.
+pub fn add_restriction(
+    instances: &mut Vec<Instance>,
     from: &str,
     to: &str,
     keep: impl Fn(&Instance) -> bool,
-) -> Vec<Instance> {
-    instances
+) {
+    let copies: Vec<Instance> = instances
         .iter()
         .filter(|i| i.variant == from && keep(i))
         .map(|i| Instance {
             variant: to.into(),
             ..i.clone()
         })
-        .collect()
+        .collect();
+    instances.extend(copies);
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
