@@ -23,7 +23,7 @@ use super::{run_grid, stream, Claim, Settings};
 use crate::error::Result;
 use crate::expansion::residual_curves_for;
 use crate::nexus::InnerStep;
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant, Verdict};
+use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant, Verdict};
 use crate::stats::loglog_slope;
 use crate::tasks::{Family, Task, TaskDistribution};
 use indicatif::ProgressBar;
@@ -49,21 +49,21 @@ pub fn reptile_expansion<T: Task>(
     Ok(gsum * (alpha * kf / n) - second * (sign * alpha * alpha * kf * (kf - 1.0) / (2.0 * n * n)))
 }
 
-/// Log-log slope of `||E[x_0 - x_K] - expansion||` over `gammas` (raw inner steps, K = number of
-/// tasks), with the second-order term's sign `sign`.
-pub fn reptile_slope<T: Task>(
+/// `||E[x_0 - x_K] - expansion||` over `gammas` (raw inner steps, K = number of tasks), with the
+/// second-order term's sign `sign`.
+pub fn reptile_residuals<T: Task>(
     tasks: &[T],
     x: &DVector<f64>,
     gammas: &[f64],
     sign: f64,
-) -> Result<f64> {
+) -> Result<Vec<f64>> {
     let k = tasks.len();
     let expansion = |a: f64| {
         reptile_expansion(tasks, x, k, a, sign)
             .unwrap_or_else(|_| DVector::from_element(x.len(), f64::NAN))
     };
-    let curves = residual_curves_for(tasks, x, k, InnerStep::Raw, gammas, &[&expansion])?;
-    loglog_slope(gammas, &curves[0])
+    let mut curves = residual_curves_for(tasks, x, k, InnerStep::Raw, gammas, &[&expansion])?;
+    Ok(curves.remove(0))
 }
 
 /// Reptile's expansion, true (`sign = +1`, a positive control) or with the second-order sign
@@ -104,7 +104,7 @@ impl Claim for Reptile {
         };
         let instances = run_grid(&points, progress, |&(family, d, k, rep)| {
             let (tasks, x, _) = seeded_instance(id, settings.seed, family, d, k, &[rep as f64])?;
-            let slope = reptile_slope(&tasks, &x, &gammas, self.sign)?;
+            let slope = loglog_slope(&gammas, &reptile_residuals(&tasks, &x, &gammas, self.sign)?)?;
             Ok(vec![Instance::new(
                 family.id(),
                 name,
@@ -119,6 +119,28 @@ impl Claim for Reptile {
         } else {
             Verdict::Fails
         };
+        let mut series = Vec::new();
+        for family in Family::standard() {
+            let (tasks, x, _) = seeded_instance(id, settings.seed, family, 10, 3, &[0.0])?;
+            series.push(Series {
+                label: format!("{} (d = 10, K = 3)", family.id()),
+                x: gammas.clone(),
+                y: reptile_residuals(&tasks, &x, &gammas, self.sign)?,
+                guide: false,
+            });
+        }
+        let last = series[series.len() - 1].y[gammas.len() - 1];
+        for power in [2, 3] {
+            series.push(Series {
+                label: format!("slope {power}"),
+                x: gammas.clone(),
+                y: gammas
+                    .iter()
+                    .map(|g| last * (g / gammas[gammas.len() - 1]).powi(power))
+                    .collect(),
+                guide: true,
+            });
+        }
         let report = ClaimReport::assemble(
             id,
             "Nichol, Achiam and Schulman 2018, Sec. 5 (control)",
@@ -132,7 +154,11 @@ impl Claim for Reptile {
             serde_json::json!({"gamma": [1e-4, 1e-2], "points": 9, "slope_tol": SLOPE_TOL, "d": [3, 10], "K": [3, 4, 5], "reps": reps, "families": Family::standard(), "sign": self.sign}),
             vec![Variant::new(name, "residual of the expansion against the exact expectation (raw inner steps) has log-log slope >= 3 - 0.1", Role::Statement)],
             instances,
-            Figure::MeasuredVsClaimed,
+            Figure::Curves {
+                x_label: "alpha".into(),
+                y_label: "||E[x_0 - x_K] - expansion||".into(),
+                series,
+            },
         )?;
         Ok(report.as_control(expected))
     }
