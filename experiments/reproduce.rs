@@ -5,7 +5,8 @@
 //! cargo run --release --bin reproduce [-- --quick] [--only <id>]... [--seed <n>] [--seeds <n>] [--out <dir>]
 //! ```
 //! With `--seeds N` (default 5) every selected claim is also evaluated at N - 1 further master
-//! seeds hashed from `--seed`; `SEEDS.md` lists each verdict at every seed and any that changes.
+//! seeds hashed from `--seed`; each report records its verdict at every seed, and `SEEDS.md`
+//! (written with REPORT.md from all reports) lists them and any verdict that changes.
 //! Bad input prints a message and exits with code 2.
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,7 +19,7 @@ const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <
   --quick        smaller grids and Monte Carlo sizes\n\
   --only <id>    evaluate only this claim (repeatable); REPORT.md still lists every claim with a report\n\
   --seed <u64>   master seed (default 20260409)\n\
-  --seeds <n>    also evaluate at n - 1 further master seeds and write SEEDS.md (default 5; 1 skips)\n\
+  --seeds <n>    also evaluate at n - 1 further master seeds, recorded in SEEDS.md (default 5)\n\
   --out <dir>    output folder (default figures; only then is README.md's verdict table updated)";
 const DEFAULT_OUT: &str = "figures";
 
@@ -83,10 +84,10 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let seeds = claims::replication_seeds(args.settings.seed, args.seeds);
-    let mut verdicts = Vec::new();
     for claim in &selected {
-        let mut at_seeds = Vec::new();
-        for (i, &seed) in seeds.iter().enumerate() {
+        let mut replications = Vec::new();
+        let mut primary = None;
+        for &seed in &seeds {
             let bar = ProgressBar::new(0)
                 .with_style(style.clone())
                 .with_prefix(claim.id());
@@ -96,29 +97,26 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
             };
             let r = claim.evaluate(&settings, &bar)?;
             bar.finish_and_clear();
-            if i == 0 {
-                report::write_json(&r, &args.out)?;
-                report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
-            }
-            at_seeds.push(r.verdict);
+            replications.push(report::Replication {
+                seed,
+                verdict: r.verdict,
+            });
+            primary.get_or_insert(r);
         }
+        let mut r = primary.expect("at least one seed");
+        r.replications = replications;
+        report::write_json(&r, &args.out)?;
+        report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
         eprintln!(
             "{:>14}: {}{}",
-            claim.id(),
-            at_seeds[0].label(),
-            if at_seeds.iter().any(|v| *v != at_seeds[0]) {
+            r.id,
+            r.verdict.label(),
+            if r.replications.iter().any(|x| x.verdict != r.verdict) {
                 "  (CHANGES WITH THE MASTER SEED, see SEEDS.md)"
             } else {
                 ""
             }
         );
-        verdicts.push((claim.id().to_string(), at_seeds));
-    }
-    if seeds.len() > 1 {
-        report::write_atomic(
-            &args.out.join("SEEDS.md"),
-            report::seed_table(&seeds, &verdicts, args.settings.quick).as_bytes(),
-        )?;
     }
     // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
     let all = report::load_all(&args.out)?;

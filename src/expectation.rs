@@ -204,14 +204,10 @@ pub struct TaylorResiduals {
     pub third: Vec<DVector<f64>>,
     /// Norm of the per-coordinate standard errors of `second` at each gamma.
     pub second_se: Vec<f64>,
-    /// The same for `third`.
-    pub third_se: Vec<f64>,
     /// Sample mean of `T3` (its exact expectation is `Third::derived`).
     pub t3_mean: DVector<f64>,
     /// Per-coordinate standard errors of `t3_mean`.
     pub t3_se: DVector<f64>,
-    /// Number of sequences.
-    pub samples: usize,
 }
 
 /// Running sums for a sample mean and its per-coordinate standard error.
@@ -261,7 +257,11 @@ pub fn taylor_monte_carlo<T: Task, R: Rng + ?Sized>(
     let local = crate::expansion::Local::at(tasks, x)?;
     let third = crate::expansion::Third::new(tasks, x, &local);
     let d = x.len();
-    let sampling = NexusConfig::new(inner_steps, gammas.first().copied().unwrap_or(1.0))?;
+    let configs = gammas
+        .iter()
+        .map(|&g| NexusConfig::new(inner_steps, g))
+        .collect::<Result<Vec<_>>>()?;
+    let sampling = NexusConfig::new(inner_steps, 1.0)?;
     let mut second: Vec<Moments> = gammas.iter().map(|_| Moments::new(d)).collect();
     let mut third_m: Vec<Moments> = gammas.iter().map(|_| Moments::new(d)).collect();
     let mut t3_m = Moments::new(d);
@@ -278,11 +278,10 @@ pub fn taylor_monte_carlo<T: Task, R: Rng + ?Sized>(
             a += &local.ghat[s];
         }
         t3_m.push(&t3);
-        for (gi, &gamma) in gammas.iter().enumerate() {
-            let cfg = NexusConfig::new(inner_steps, gamma)?;
+        for (gi, (&gamma, cfg)) in gammas.iter().zip(&configs).enumerate() {
             let (mut y, mut disp) = (x.clone(), DVector::<f64>::zeros(d));
             for &s in &idx {
-                let dir = step_direction(&tasks[s].gradient(&y)?, &cfg)?;
+                let dir = step_direction(&tasks[s].gradient(&y)?, cfg)?;
                 y -= &dir;
                 disp += dir;
             }
@@ -292,25 +291,21 @@ pub fn taylor_monte_carlo<T: Task, R: Rng + ?Sized>(
             third_m[gi].push(&r3);
         }
     }
-    let split = |m: &[Moments]| -> (Vec<DVector<f64>>, Vec<f64>) {
-        m.iter()
-            .map(|mo| {
-                let (mean, se) = mo.finish(samples);
-                (mean, se.norm())
-            })
-            .unzip()
-    };
-    let (second_mean, second_se) = split(&second);
-    let (third_mean, third_se) = split(&third_m);
+    let (second_mean, second_se): (Vec<_>, Vec<_>) = second
+        .iter()
+        .map(|mo| {
+            let (mean, se) = mo.finish(samples);
+            (mean, se.norm())
+        })
+        .unzip();
+    let third_mean = third_m.iter().map(|mo| mo.finish(samples).0).collect();
     let (t3_mean, t3_se) = t3_m.finish(samples);
     Ok(TaylorResiduals {
         gammas: gammas.to_vec(),
         second: second_mean,
         third: third_mean,
         second_se,
-        third_se,
         t3_mean,
         t3_se,
-        samples,
     })
 }

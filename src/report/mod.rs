@@ -47,6 +47,18 @@ pub enum Role {
     Info,
 }
 
+impl Role {
+    /// The role's name in reports, tables and legends.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Role::Statement => "statement",
+            Role::Restriction => "restriction",
+            Role::Correction => "correction",
+            Role::Info => "informative",
+        }
+    }
+}
+
 /// One reading of a claim.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Variant {
@@ -153,11 +165,6 @@ impl Instance {
             ..Self::new(family, variant, params, test.mean, claimed, false)
         }
     }
-    /// Attaches a confidence interval.
-    pub fn with_ci(mut self, lo: f64, hi: f64) -> Self {
-        self.ci = Some((lo, hi));
-        self
-    }
     /// Size used to pick the smallest counterexample: the product of `d` and `K` when present.
     pub fn size(&self) -> f64 {
         ["d", "K"]
@@ -184,6 +191,15 @@ pub struct Tightness {
 pub struct Control {
     /// The verdict the pipeline must reach.
     pub expected: Verdict,
+}
+
+/// The verdict a claim reached at one master seed.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replication {
+    /// The master seed.
+    pub seed: u64,
+    /// The verdict there.
+    pub verdict: Verdict,
 }
 
 /// A curve drawn in a claim's figure.
@@ -247,6 +263,10 @@ pub struct ClaimReport {
     /// For a control: the verdict the pipeline must reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<Control>,
+    /// The verdict at each master seed the claim was evaluated at (the run's own seed first),
+    /// when `reproduce --seeds N` replicated it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replications: Vec<Replication>,
     /// For a claim that fails as stated: the proof step where it breaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_fault: Option<String>,
@@ -293,6 +313,7 @@ impl ClaimReport {
             deciding_variant: String::new(),
             corrected_form: None,
             control: None,
+            replications: Vec::new(),
             proof_fault: None,
             families: Vec::new(),
             tightness: None,

@@ -1,6 +1,6 @@
 //! Figures, drawn with plotters into PNG with an embedded DejaVu font (no system font library).
 
-use super::{ClaimReport, Figure, Role, Series};
+use super::{ClaimReport, Figure, Series};
 use crate::error::{Error, Result};
 use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
@@ -127,12 +127,7 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
         if data.is_empty() {
             continue;
         }
-        let role = match variant.role {
-            Role::Statement => "statement",
-            Role::Restriction => "restriction",
-            Role::Correction => "correction",
-            Role::Info => "info",
-        };
+        let role = variant.role.label();
         chart
             .draw_series(
                 data.iter()
