@@ -4,7 +4,7 @@
 //! tensors. Nexus hands them its pseudo-gradient in place of a gradient.
 
 use crate::error::{ensure, Result};
-use crate::params::ParamVec;
+use crate::params::{AdamUpdate, ParamVec};
 
 /// One update rule: `params <- step(params, grad)`, with internal state.
 pub trait Optimizer<P: ParamVec> {
@@ -135,24 +135,25 @@ impl<P: ParamVec> Optimizer<P> for AdamW<P> {
             Some(m) => m,
             None => self.m.insert(grad.zeros_like()?),
         };
-        m.scale(c.beta1)?;
-        m.axpy(1.0 - c.beta1, grad)?;
         let v = match &mut self.v {
             Some(v) => v,
             None => self.v.insert(grad.zeros_like()?),
         };
-        v.scale(c.beta2)?;
-        v.axpy(1.0 - c.beta2, &grad.mul_elem(grad)?)?;
         // m_hat / (sqrt(v_hat) + eps) = (sqrt(bc2) / bc1) * m / (sqrt(v) + eps sqrt(bc2)).
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        let direction = self
-            .m
-            .as_ref()
-            .expect("set above")
-            .div_sqrt_eps(self.v.as_ref().expect("set above"), c.eps * bc2.sqrt())?;
-        params.scale(1.0 - c.lr * c.weight_decay)?;
-        params.axpy(-c.lr * bc2.sqrt() / bc1, &direction)
+        params.adam_update(
+            m,
+            v,
+            grad,
+            AdamUpdate {
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps * bc2.sqrt(),
+                keep: 1.0 - c.lr * c.weight_decay,
+                step: c.lr * bc2.sqrt() / bc1,
+            },
+        )
     }
 }
 

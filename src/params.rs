@@ -35,6 +35,47 @@ pub trait ParamVec: Clone {
         out.axpy(-1.0, other)?;
         Ok(out)
     }
+    /// One AdamW update of the moments and of `self` (the parameters), element-wise:
+    /// `m <- b1 m + (1 - b1) g`, `v <- b2 v + (1 - b2) g^2`,
+    /// `self <- keep * self - step * m / (sqrt(v) + eps)`.
+    /// The definition is this composition of the operations above; a type may override it with
+    /// a single pass over memory that gives the same values to rounding (for the Candle
+    /// parameters, `tests/llama.rs` checks the two against each other).
+    fn adam_update(&mut self, m: &mut Self, v: &mut Self, g: &Self, c: AdamUpdate) -> Result<()> {
+        adam_update_by_ops(self, m, v, g, c)
+    }
+}
+
+/// [`ParamVec::adam_update`]'s definition, as a composition of the other operations.
+pub fn adam_update_by_ops<P: ParamVec>(
+    p: &mut P,
+    m: &mut P,
+    v: &mut P,
+    g: &P,
+    c: AdamUpdate,
+) -> Result<()> {
+    m.scale(c.beta1)?;
+    m.axpy(1.0 - c.beta1, g)?;
+    v.scale(c.beta2)?;
+    v.axpy(1.0 - c.beta2, &g.mul_elem(g)?)?;
+    let direction = m.div_sqrt_eps(v, c.eps)?;
+    p.scale(c.keep)?;
+    p.axpy(-c.step, &direction)
+}
+
+/// The scalars of one [`ParamVec::adam_update`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamUpdate {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator floor.
+    pub eps: f64,
+    /// Factor on the parameters before the step (`1 - lr * weight_decay`).
+    pub keep: f64,
+    /// Step length on `m / (sqrt(v) + eps)`.
+    pub step: f64,
 }
 
 fn same_len(a: &DVector<f64>, b: &DVector<f64>) -> Result<()> {

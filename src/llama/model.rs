@@ -1,12 +1,19 @@
 //! A trainable Llama in Candle: token embedding, RMSNorm, rotary position embedding, causal
 //! multi-head attention, SwiGLU MLP, output head.
 //!
-//! Every op is a plain differentiable Candle op: Candle's fused RmsNorm, softmax-last-dim and
-//! rope kernels have no backward pass (../shared/CUDA.md), so RMSNorm, rotary embedding (the
-//! Hugging Face rotate-half convention) and SiLU are written out here, and the softmax is
-//! `candle_nn::ops::softmax` (exp, sum, div). A finite-difference test checks every gradient.
+//! Two implementations of the element-wise pieces, chosen by [`Kernels`]:
+//! - plain: every op a plain differentiable Candle op. Candle's own fused RmsNorm,
+//!   softmax-last-dim and rope kernels have no backward pass (../shared/CUDA.md), so RMSNorm,
+//!   rotary embedding (the Hugging Face rotate-half convention) and SiLU are written out here,
+//!   and the softmax is `candle_nn::ops::softmax` (exp, sum, div). Any device, any dtype.
+//! - fused (the default on the CPU in f32 and f64): the kernels of [`super::fused`], each with
+//!   its own backward; the query, key and value projections run as one matrix product, and so do
+//!   the gate and up projections, with their weights stacked.
+//!
+//! Finite-difference tests check every gradient of both, and the two against each other.
 //! Parameters carry the Hugging Face Llama names, so a checkpoint loads in the usual tools.
 
+use super::fused::{CausalSoftmax, CrossEntropy, Kernels, QkvRope, RmsNorm, SwiGlu};
 use super::params::TensorParams;
 use crate::error::{ensure, Error, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -119,6 +126,8 @@ pub struct Llama {
     vars: Vec<Var>,
     cos: Tensor,
     sin: Tensor,
+    rope: QkvRope,
+    kernels: Kernels,
     device: Device,
     dtype: DType,
 }
@@ -145,15 +154,35 @@ impl Llama {
             vars.push(Var::from_tensor(&t)?);
         }
         let (cos, sin) = rotary_tables(&cfg, device, dtype)?;
+        let rope = fused_rotary(&cfg);
         Ok(Self {
             cfg,
             names,
             vars,
             cos,
             sin,
+            rope,
+            kernels: Kernels::for_device(device, dtype),
             device: device.clone(),
             dtype,
         })
+    }
+
+    /// Chooses the kernels; fused ones exist on the CPU in f32 and f64 only.
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        ensure(
+            kernels == Kernels::Plain
+                || Kernels::for_device(&self.device, self.dtype) == Kernels::Fused,
+            "kernels",
+            || format!("fused kernels run on the CPU in f32 or f64, not {:?} {:?}", self.device, self.dtype),
+        )?;
+        self.kernels = kernels;
+        Ok(())
+    }
+
+    /// The kernels in use.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// The shape.
@@ -167,6 +196,16 @@ impl Llama {
     /// The device.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The parameters as tensors that record no autograd graph (sharing the variables' storage).
+    pub(super) fn detached_vars(&self) -> Vec<Tensor> {
+        self.vars.iter().map(|v| v.as_detached_tensor()).collect()
+    }
+
+    /// The fused rotary-embedding kernel with this model's tables.
+    pub(super) fn rotary(&self) -> &QkvRope {
+        &self.rope
     }
 
     fn var(&self, name: &str) -> Result<&Tensor> {
@@ -200,9 +239,12 @@ impl Llama {
                 got: p.tensors.len(),
             });
         }
-        for (v, t) in self.vars.iter().zip(&p.tensors) {
-            v.set(t)?;
-        }
+        // Each variable is its own copy, so they run on rayon's threads.
+        use rayon::prelude::*;
+        self.vars
+            .par_iter()
+            .zip(&p.tensors)
+            .try_for_each(|(v, t)| v.set(t))?;
         Ok(())
     }
 
@@ -220,6 +262,22 @@ impl Llama {
             .var("model.embed_tokens.weight")?
             .index_select(&tokens.flatten_all()?, 0)?
             .reshape((b, t, h))?;
+        if self.kernels == Kernels::Fused {
+            for l in 0..self.cfg.num_hidden_layers {
+                let p = format!("model.layers.{l}");
+                let w = |name: &str| self.var(&format!("{p}.{name}.weight"));
+                let eps = self.cfg.rms_norm_eps;
+                let normed = x.apply_op2(w("input_layernorm")?, RmsNorm { eps })?;
+                x = (x + self.attention_fused(&normed, &p)?)?;
+                let normed = x.apply_op2(w("post_attention_layernorm")?, RmsNorm { eps })?;
+                let gate_up = Tensor::cat(&[w("mlp.gate_proj")?, w("mlp.up_proj")?], 0)?;
+                let act = linear(&normed, &gate_up)?.apply_op1(SwiGlu)?;
+                x = (x + linear(&act, w("mlp.down_proj")?)?)?;
+            }
+            let eps = self.cfg.rms_norm_eps;
+            let x = x.apply_op2(self.var("model.norm.weight")?, RmsNorm { eps })?;
+            return linear(&x, self.var("lm_head.weight")?);
+        }
         let mask = causal_mask(t, &self.device, self.dtype)?;
         let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
         for l in 0..self.cfg.num_hidden_layers {
@@ -247,6 +305,26 @@ impl Llama {
         }
         let x = rms_norm(&x, self.var("model.norm.weight")?, self.cfg.rms_norm_eps)?;
         linear(&x, self.var("lm_head.weight")?)
+    }
+
+    /// Attention with the fused kernels: one product for queries, keys and values, the head
+    /// split and rotary embedding in one pass, and the scale, mask and softmax in another.
+    fn attention_fused(&self, x: &Tensor, prefix: &str) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let hd = h / self.cfg.num_attention_heads;
+        let w = |name: &str| self.var(&format!("{prefix}.self_attn.{name}.weight"));
+        let qkv_w = Tensor::cat(&[w("q_proj")?, w("k_proj")?, w("v_proj")?], 0)?;
+        let qkv = linear(x, &qkv_w)?.apply_op1(self.rope.clone())?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let probs = q.matmul(&k.t()?)?.apply_op1(CausalSoftmax {
+            scale: 1.0 / (hd as f64).sqrt(),
+        })?;
+        let out = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, h))?;
+        linear(&out, w("o_proj")?)
     }
 
     fn attention(
@@ -295,6 +373,10 @@ impl Llama {
         let targets = tokens.narrow(1, 1, t1 - 1)?;
         let logits = self.forward(&inputs)?;
         let v = self.cfg.vocab_size;
+        if self.kernels == Kernels::Fused {
+            let targets = targets.flatten_all()?;
+            return Ok(logits.reshape(((), v))?.apply_op2(&targets, CrossEntropy::default())?);
+        }
         // Half-precision logits are promoted so the softmax sums stay accurate.
         let logits = match self.dtype {
             DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
@@ -306,9 +388,15 @@ impl Llama {
         )?)
     }
 
-    /// Loss and gradients (in parameter order) of `tokens`; an error if a parameter receives no
-    /// gradient, which is how a fused op without backward would show.
+    /// Loss and gradients (in parameter order) of `tokens`: on the fused kernels by the
+    /// hand-written backward pass of [`super::backprop`], otherwise by Candle's automatic
+    /// differentiation; an error if a parameter receives no gradient, which is how an op
+    /// without backward would show.
     pub fn loss_and_gradients(&self, tokens: &Tensor) -> Result<(f64, TensorParams)> {
+        if self.kernels == Kernels::Fused {
+            self.check_tokens(tokens)?;
+            return self.fused_loss_and_gradients(&self.detached_vars(), tokens);
+        }
         let loss = self.loss(tokens)?;
         let grads = loss.backward()?;
         let mut tensors = Vec::with_capacity(self.vars.len());
@@ -324,6 +412,45 @@ impl Llama {
         ))
     }
 
+    /// [`Llama::loss_and_gradients`] at the parameters `params` instead of the model's own. On
+    /// the fused kernels the model is left as it was and `params` are not copied (Nexus's inner
+    /// steps evaluate a new point per micro-batch); otherwise the model is set to `params`.
+    pub fn loss_and_gradients_at(
+        &self,
+        params: &TensorParams,
+        tokens: &Tensor,
+    ) -> Result<(f64, TensorParams)> {
+        if self.kernels != Kernels::Fused {
+            self.set_params(params)?;
+            return self.loss_and_gradients(tokens);
+        }
+        self.check_tokens(tokens)?;
+        ensure(params.tensors.len() == self.vars.len(), "params", || {
+            format!("{} tensors for {} parameters", params.tensors.len(), self.vars.len())
+        })?;
+        for ((t, v), name) in params.tensors.iter().zip(&self.vars).zip(&self.names) {
+            ensure(t.dims() == v.dims() && t.dtype() == self.dtype, "params", || {
+                format!("`{name}` is {:?} {:?}, the model's is {:?} {:?}", t.dims(), t.dtype(), v.dims(), self.dtype)
+            })?;
+        }
+        let detached: Vec<Tensor> = params.tensors.iter().map(Tensor::detach).collect();
+        self.fused_loss_and_gradients(&detached, tokens)
+    }
+
+    fn check_tokens(&self, tokens: &Tensor) -> Result<()> {
+        let (_, t1) = tokens.dims2()?;
+        ensure(
+            t1 >= 2 && t1 - 1 <= self.cfg.max_position_embeddings,
+            "tokens",
+            || {
+                format!(
+                    "need 2 to {} tokens per row, got {t1}",
+                    self.cfg.max_position_embeddings + 1
+                )
+            },
+        )
+    }
+
     /// Loss without building a graph (evaluation).
     pub fn eval_loss(&self, tokens: &Tensor) -> Result<f64> {
         let detached = Llama {
@@ -336,6 +463,8 @@ impl Llama {
                 .collect::<candle_core::Result<_>>()?,
             cos: self.cos.clone(),
             sin: self.sin.clone(),
+            rope: self.rope.clone(),
+            kernels: self.kernels,
             device: self.device.clone(),
             dtype: self.dtype,
         };
@@ -407,9 +536,14 @@ impl Llama {
     }
 }
 
-/// `x W^T` for `x (..., in)` and `W (out, in)`.
+/// `x W^T` for `x (..., in)` and `W (out, in)`, as one 2-D product (a broadcast product would
+/// expand `W` per batch row and sum its gradient back).
 fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    Ok(x.broadcast_matmul(&w.t()?)?)
+    let mut dims = x.dims().to_vec();
+    let inner = dims.pop().unwrap_or(1);
+    let rows: usize = dims.iter().product();
+    dims.push(w.dim(0)?);
+    Ok(x.reshape((rows, inner))?.matmul(&w.t()?)?.reshape(dims)?)
 }
 
 /// `x / sqrt(mean(x^2) + eps) * w` over the last dimension.
@@ -450,6 +584,24 @@ fn rotary_tables(cfg: &LlamaConfig, device: &Device, dtype: DType) -> Result<(Te
         Tensor::from_vec(cos, (t, hd), device)?.to_dtype(dtype)?,
         Tensor::from_vec(sin, (t, hd), device)?.to_dtype(dtype)?,
     ))
+}
+
+/// The rotary angles' cosines and sines, `(max_positions, head_dim / 2)`, for the fused kernel.
+fn fused_rotary(cfg: &LlamaConfig) -> QkvRope {
+    let hd = cfg.hidden_size / cfg.num_attention_heads;
+    let (mut cos, mut sin) = (Vec::new(), Vec::new());
+    for pos in 0..cfg.max_position_embeddings {
+        for j in 0..hd / 2 {
+            let angle = pos as f64 / cfg.rope_theta.powf((2 * j) as f64 / hd as f64);
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    QkvRope {
+        heads: cfg.num_attention_heads,
+        cos: std::sync::Arc::new(cos),
+        sin: std::sync::Arc::new(sin),
+    }
 }
 
 fn causal_mask(t: usize, device: &Device, dtype: DType) -> Result<Tensor> {
