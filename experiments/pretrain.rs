@@ -365,6 +365,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> std::result::Result<Args, Stri
 }
 
 fn main() -> ExitCode {
+    nexus_lab::llama::configure_cpu(None);
     match parse(std::env::args().skip(1)) {
         Err(msg) => {
             eprintln!("pretrain: {msg}");

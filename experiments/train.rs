@@ -20,15 +20,14 @@ const USAGE: &str = "usage: train [--config FILE.toml] [--preset micro|tiny|smal
   [--steps N] [--accum K] [--micro-batch B] [--seq-len T] [--lr LR] [--inner-lr GAMMA] [--weight-decay WD]
   [--schedule constant|cosine|wsd] [--warmup N] [--seed S] [--eval-every N] [--checkpoint-every N]
   [--languages K] [--held-out-languages H] [--language-spread S] [--skill arithmetic|brackets|recall]...
-  [--source NAME=PATH[:WEIGHT]]... [--held-out NAME=PATH]... [--device cpu|cuda] [--dtype f32|bf16]
-  [--out DIR] [--resume]";
+  [--source NAME=PATH[:WEIGHT]]... [--held-out NAME=PATH]... [--device cpu|cuda]
+  [--dtype f32|bf16 (bf16: bf16 compute, f32 master weights)] [--hyper paper] [--out DIR] [--resume]";
 
 struct Args {
     cfg: TrainConfig,
     out: PathBuf,
     resume: bool,
     device: String,
-    dtype: String,
 }
 
 fn value(flag: &str, v: Option<String>) -> Result<String> {
@@ -75,8 +74,8 @@ fn parse(argv: Vec<String>) -> Result<Option<Args>> {
         out: PathBuf::from("runs/default"),
         resume: false,
         device: "cpu".into(),
-        dtype: "f32".into(),
     };
+    let mut paper = false;
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -111,7 +110,16 @@ fn parse(argv: Vec<String>) -> Result<Option<Args>> {
             "--source" => cfg.sources.push(file_source(&value(&flag, it.next())?)?),
             "--held-out" => cfg.held_out.push(file_source(&value(&flag, it.next())?)?),
             "--device" => a.device = value(&flag, it.next())?,
-            "--dtype" => a.dtype = value(&flag, it.next())?,
+            "--dtype" => cfg.precision = value(&flag, it.next())?.parse()?,
+            "--hyper" => match value(&flag, it.next())?.as_str() {
+                "paper" => paper = true,
+                other => {
+                    return Err(Error::InvalidArgument {
+                        name: "hyper",
+                        reason: format!("unknown hyperparameter preset `{other}` (paper)"),
+                    })
+                }
+            },
             "--out" => a.out = PathBuf::from(value(&flag, it.next())?),
             "--resume" => a.resume = true,
             "-h" | "--help" => return Ok(None),
@@ -122,6 +130,10 @@ fn parse(argv: Vec<String>) -> Result<Option<Args>> {
                 })
             }
         }
+    }
+    if paper {
+        // After the other flags, so that it sees the final step count.
+        cfg = cfg.with_paper_hyperparameters();
     }
     cfg.validate()?;
     a.cfg = cfg;
@@ -143,17 +155,10 @@ fn device(name: &str) -> Result<Device> {
 }
 
 fn run(a: &Args) -> Result<()> {
+    nexus_lab::llama::configure_cpu(None);
     let dev = device(&a.device)?;
-    let dtype = match a.dtype.as_str() {
-        "f32" => DType::F32,
-        "bf16" => DType::BF16,
-        other => {
-            return Err(Error::InvalidArgument {
-                name: "dtype",
-                reason: format!("unknown dtype `{other}` (f32, bf16)"),
-            })
-        }
-    };
+    // Parameters, gradients and optimizer state are f32; `--dtype bf16` sets the compute precision.
+    let dtype = DType::F32;
     let mut trainer = if a.resume {
         Trainer::resume(&a.out, &dev, dtype)?
     } else {

@@ -75,8 +75,8 @@ impl Real for f64 {
 }
 
 /// `e^x` in f32 to within 2 ulp (`tests/fused.rs` checks it against f64 over the f32 range):
-/// `x = n ln 2 + r` with `|r| <= ln 2 / 2`, Cephes' degree-7 polynomial for `e^r`, and `2^n`
-/// built in the exponent bits. Below -87.3 (where `e^x` leaves the normal range) it returns 0,
+/// `x = n ln 2 + r` with `|r| <= ln 2 / 2`, Cephes' polynomial for `e^r`, and `2^n` built in
+/// the exponent bits. Below -87.3 (where `e^x` leaves the normal range) it returns 0,
 /// above 88.7 infinity; NaN stays NaN.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
@@ -96,8 +96,12 @@ pub fn exp_f32(x: f32) -> f32 {
         * r
         + 5.000_000_1e-1;
     let e = p * r * r + r + 1.0;
-    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    let scaled = e * f32::from_bits(n_int.wrapping_add(127) << 23);
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    // 2^n as 2^(n/2) 2^(n - n/2): n reaches 128 near the top of the range, where 2^n alone
+    // is not a finite f32 although e^x is.
+    let half = n_int >> 1;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let scaled = e * pow2(half) * pow2(n_int - half);
     let scaled = if x < -87.3 { 0.0 } else { scaled };
     let scaled = if x > 88.7 { f32::INFINITY } else { scaled };
     if x.is_nan() {

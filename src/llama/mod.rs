@@ -17,5 +17,5 @@ pub use muon::Muon;
 pub use params::TensorParams;
 pub use runtime::configure_cpu;
 pub use train::{
-    checkpoint_dir, Evaluation, FileSource, Schedule, StepStats, TrainConfig, Trainer, Variant,
+    checkpoint_dir, Evaluation, FileSource, Precision, Schedule, StepStats, TrainConfig, Trainer, Variant,
 };

@@ -129,7 +129,10 @@ pub struct Llama {
     rope: QkvRope,
     kernels: Kernels,
     device: Device,
+    /// The parameters' dtype (the master weights).
     dtype: DType,
+    /// The dtype the forward and backward passes compute in.
+    compute_dtype: DType,
 }
 
 impl Llama {
@@ -165,16 +168,44 @@ impl Llama {
             kernels: Kernels::for_device(device, dtype),
             device: device.clone(),
             dtype,
+            compute_dtype: dtype,
         })
+    }
+
+    /// Computes in `dtype` while the parameters (and so the gradients and the optimizer state)
+    /// stay in theirs: bf16 compute with f32 master weights. Each weight is cast in the forward
+    /// pass, and the cast's backward returns its gradient in the parameters' dtype. Mixed
+    /// precision runs on the plain ops.
+    pub fn set_compute_dtype(&mut self, dtype: DType) {
+        self.compute_dtype = dtype;
+        if dtype != self.dtype {
+            self.kernels = Kernels::Plain;
+        }
+    }
+
+    /// The dtype of the forward and backward passes.
+    pub fn compute_dtype(&self) -> DType {
+        self.compute_dtype
+    }
+
+    /// A weight in the compute dtype (the variable itself when the dtypes agree).
+    fn weight(&self, name: &str) -> Result<Tensor> {
+        Ok(self.var(name)?.to_dtype(self.compute_dtype)?)
     }
 
     /// Chooses the kernels; fused ones exist on the CPU in f32 and f64 only.
     pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
         ensure(
             kernels == Kernels::Plain
-                || Kernels::for_device(&self.device, self.dtype) == Kernels::Fused,
+                || (Kernels::for_device(&self.device, self.dtype) == Kernels::Fused
+                    && self.compute_dtype == self.dtype),
             "kernels",
-            || format!("fused kernels run on the CPU in f32 or f64, not {:?} {:?}", self.device, self.dtype),
+            || {
+                format!(
+                    "fused kernels run on the CPU in f32 or f64 without mixed precision, not {:?} {:?} computing in {:?}",
+                    self.device, self.dtype, self.compute_dtype
+                )
+            },
         )?;
         self.kernels = kernels;
         Ok(())
@@ -259,7 +290,7 @@ impl Llama {
         })?;
         let h = self.cfg.hidden_size;
         let mut x = self
-            .var("model.embed_tokens.weight")?
+            .weight("model.embed_tokens.weight")?
             .index_select(&tokens.flatten_all()?, 0)?
             .reshape((b, t, h))?;
         if self.kernels == Kernels::Fused {
@@ -278,33 +309,36 @@ impl Llama {
             let x = x.apply_op2(self.var("model.norm.weight")?, RmsNorm { eps })?;
             return linear(&x, self.var("lm_head.weight")?);
         }
-        let mask = causal_mask(t, &self.device, self.dtype)?;
-        let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
+        let mask = causal_mask(t, &self.device, self.compute_dtype)?;
+        let (cos, sin) = (
+            self.cos.narrow(0, 0, t)?.to_dtype(self.compute_dtype)?,
+            self.sin.narrow(0, 0, t)?.to_dtype(self.compute_dtype)?,
+        );
         for l in 0..self.cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
             let normed = rms_norm(
                 &x,
-                self.var(&format!("{p}.input_layernorm.weight"))?,
+                &self.weight(&format!("{p}.input_layernorm.weight"))?,
                 self.cfg.rms_norm_eps,
             )?;
             x = (x + self.attention(&normed, &p, &mask, &cos, &sin)?)?;
             let normed = rms_norm(
                 &x,
-                self.var(&format!("{p}.post_attention_layernorm.weight"))?,
+                &self.weight(&format!("{p}.post_attention_layernorm.weight"))?,
                 self.cfg.rms_norm_eps,
             )?;
             let gate = silu(&linear(
                 &normed,
-                self.var(&format!("{p}.mlp.gate_proj.weight"))?,
+                &self.weight(&format!("{p}.mlp.gate_proj.weight"))?,
             )?)?;
-            let up = linear(&normed, self.var(&format!("{p}.mlp.up_proj.weight"))?)?;
+            let up = linear(&normed, &self.weight(&format!("{p}.mlp.up_proj.weight"))?)?;
             x = (x + linear(
                 &(gate * up)?,
-                self.var(&format!("{p}.mlp.down_proj.weight"))?,
+                &self.weight(&format!("{p}.mlp.down_proj.weight"))?,
             )?)?;
         }
-        let x = rms_norm(&x, self.var("model.norm.weight")?, self.cfg.rms_norm_eps)?;
-        linear(&x, self.var("lm_head.weight")?)
+        let x = rms_norm(&x, &self.weight("model.norm.weight")?, self.cfg.rms_norm_eps)?;
+        linear(&x, &self.weight("lm_head.weight")?)
     }
 
     /// Attention with the fused kernels: one product for queries, keys and values, the head
@@ -340,7 +374,7 @@ impl Llama {
         let hd = h / nh;
         let heads = |name: &str| -> Result<Tensor> {
             Ok(
-                linear(x, self.var(&format!("{prefix}.self_attn.{name}.weight"))?)?
+                linear(x, &self.weight(&format!("{prefix}.self_attn.{name}.weight"))?)?
                     .reshape((b, t, nh, hd))?
                     .transpose(1, 2)?
                     .contiguous()?,
@@ -359,7 +393,7 @@ impl Llama {
             .reshape((b, t, h))?;
         linear(
             &out,
-            self.var(&format!("{prefix}.self_attn.o_proj.weight"))?,
+            &self.weight(&format!("{prefix}.self_attn.o_proj.weight"))?,
         )
     }
 
@@ -378,7 +412,7 @@ impl Llama {
             return Ok(logits.reshape(((), v))?.apply_op2(&targets, CrossEntropy::default())?);
         }
         // Half-precision logits are promoted so the softmax sums stay accurate.
-        let logits = match self.dtype {
+        let logits = match self.compute_dtype {
             DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
             _ => logits,
         };
@@ -467,6 +501,7 @@ impl Llama {
             kernels: self.kernels,
             device: self.device.clone(),
             dtype: self.dtype,
+            compute_dtype: self.compute_dtype,
         };
         Ok(detached
             .loss(tokens)?
