@@ -22,8 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode};
 
 #[derive(Parser)]
-#[command(version, about = "Step time and throughput of the Candle Llama, against a JAX peer and on a GPU",
-          args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    about = "Step time and throughput of the Candle Llama, against a JAX peer and on a GPU",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -101,7 +104,7 @@ struct Compare {
     #[arg(long, default_value = "tiny,small", value_delimiter = ',')]
     presets: Vec<String>,
     /// Timed steps per run (after two warm-up steps).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     steps: u32,
     /// Interleaved repetitions.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
@@ -225,7 +228,14 @@ struct GpuMemory(std::process::Child);
 impl GpuMemory {
     fn start() -> Option<Self> {
         Process::new("nvidia-smi")
-            .args(["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"])
+            .args([
+                "--query-gpu=memory.used",
+                "--format=csv,noheader,nounits",
+                "-i",
+                "0",
+                "-lms",
+                "100",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -266,7 +276,9 @@ fn step(a: &Step) -> Result<Value> {
     if let Some(k) = kernels(a.kernels) {
         t.model.set_kernels(k)?;
     }
-    let gpu = (a.device == DeviceName::Cuda).then(GpuMemory::start).flatten();
+    let gpu = (a.device == DeviceName::Cuda)
+        .then(GpuMemory::start)
+        .flatten();
     for _ in 0..a.warmup {
         t.step()?; // allocator, caches, CUDA kernel loading
     }
@@ -335,7 +347,9 @@ fn ratio(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
 }
 
 fn field(v: &[Value], key: &str) -> Vec<f64> {
-    v.iter().map(|r| r[key].as_f64().unwrap_or(f64::NAN)).collect()
+    v.iter()
+        .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+        .collect()
 }
 
 fn fmt_ratio((m, lo, hi): (f64, f64, f64)) -> String {
@@ -409,7 +423,10 @@ fn compare(a: &Compare) -> Result<()> {
             .to_vec();
         args.push(a.steps.to_string());
         args.extend(["--device".into(), device_flag(a.device).into()]);
-        args.extend(["--kernels".into(), format!("{:?}", a.kernels).to_lowercase()]);
+        args.extend([
+            "--kernels".into(),
+            format!("{:?}", a.kernels).to_lowercase(),
+        ]);
         if let Some(t) = a.threads {
             args.extend(["--threads".into(), t.to_string()]);
         }
@@ -430,10 +447,9 @@ fn compare(a: &Compare) -> Result<()> {
         child(&a.peer_python, &args)
     };
     let g = &a.geometry;
-    let threads = a.threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
-        |t| t,
-    );
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as u32);
     let mut table = format!(
         "{} interleaved repetitions of {} timed steps per run, {} x {} x {} tokens per step, f32, {} thread(s) for Candle; medians, and [min, max] of the paired ratios\n\n",
         a.repeats, a.steps, g.accum, g.micro_batch, g.seq_len, threads
@@ -465,7 +481,11 @@ fn compare(a: &Compare) -> Result<()> {
                     peer[i].push(jax(preset, v)?);
                     ours[i].push(candle(preset, v)?);
                 }
-                eprintln!("llama_bench: {preset} {v} repetition {} of {}", r + 1, a.repeats);
+                eprintln!(
+                    "llama_bench: {preset} {v} repetition {} of {}",
+                    r + 1,
+                    a.repeats
+                );
             }
         }
         for (i, v) in variants.iter().enumerate() {
@@ -487,7 +507,10 @@ fn compare(a: &Compare) -> Result<()> {
                 median(field(&ours[i], "peak_rss_mib")),
             ));
         }
-        let (a_ms, n_ms) = (field(&ours[0], "ms_per_step"), field(&ours[1], "ms_per_step"));
+        let (a_ms, n_ms) = (
+            field(&ours[0], "ms_per_step"),
+            field(&ours[1], "ms_per_step"),
+        );
         let param_mib = field(&ours[0], "param_mib")[0];
         let copies = (median(field(&ours[1], "peak_rss_mib"))
             - median(field(&ours[0], "peak_rss_mib")))
@@ -506,7 +529,10 @@ fn compare(a: &Compare) -> Result<()> {
             "cargo run --release --bin llama_bench -- {}",
             std::env::args().skip(1).collect::<Vec<_>>().join(" ")
         );
-        let md = format!("# Candle Llama step time\n\nCommand: `{command}` (crate {}).\n\n{table}", nexus_lab::VERSION);
+        let md = format!(
+            "# Candle Llama step time\n\nCommand: `{command}` (crate {}).\n\n{table}",
+            nexus_lab::VERSION
+        );
         write_outputs(
             dir,
             "llama_bench",
@@ -522,7 +548,9 @@ fn compare(a: &Compare) -> Result<()> {
 fn check_tokens(seed: u64, rows: usize, len: usize, device: &Device) -> Result<Tensor> {
     use rand::RngExt;
     let mut rng = nexus_lab::rng_for(seed, "grad-check-tokens");
-    let data: Vec<u32> = (0..rows * (len + 1)).map(|_| rng.random_range(0..256u32)).collect();
+    let data: Vec<u32> = (0..rows * (len + 1))
+        .map(|_| rng.random_range(0..256u32))
+        .collect();
     Ok(Tensor::from_vec(data, (rows, len + 1), device)?)
 }
 
@@ -550,11 +578,27 @@ fn grad_check(a: &GradCheck) -> Result<()> {
         reference.loss_and_gradients(&check_tokens(a.seed, 4, len, &Device::Cpu)?)?;
     let mut worst = 0.0f64;
     let mut per_parameter = serde_json::Map::new();
-    for ((name, g), r) in model.names().iter().zip(&grads.tensors).zip(&ref_grads.tensors) {
-        let g: Vec<f64> = g.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+    for ((name, g), r) in model
+        .names()
+        .iter()
+        .zip(&grads.tensors)
+        .zip(&ref_grads.tensors)
+    {
+        let g: Vec<f64> = g
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1()?;
         let r: Vec<f64> = r.flatten_all()?.to_vec1()?;
-        let scale = r.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(f64::MIN_POSITIVE);
-        let diff = g.iter().zip(&r).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale;
+        let scale = r
+            .iter()
+            .fold(0.0f64, |m, x| m.max(x.abs()))
+            .max(f64::MIN_POSITIVE);
+        let diff = g
+            .iter()
+            .zip(&r)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+            / scale;
         worst = worst.max(diff);
         per_parameter.insert(name.clone(), json!(diff));
     }
@@ -618,10 +662,18 @@ fn throughput(a: &Throughput) -> Result<()> {
             nexus.push(run("nexus")?);
             adamw.push(run("adamw")?);
         }
-        eprintln!("llama_bench: throughput repetition {} of {}", r + 1, a.repeats);
+        eprintln!(
+            "llama_bench: throughput repetition {} of {}",
+            r + 1,
+            a.repeats
+        );
     }
     let flops = flops_per_token(&cfg, g.seq_len as usize);
-    let memory_key = if a.device == DeviceName::Cuda { "peak_gpu_mib" } else { "peak_rss_mib" };
+    let memory_key = if a.device == DeviceName::Cuda {
+        "peak_gpu_mib"
+    } else {
+        "peak_rss_mib"
+    };
     let mut table = format!(
         "preset {} ({} parameters), {} precision, sequence length {}, micro-batch {}, {} micro-batches per step ({} tokens per step), paper hyperparameters; {} timed steps after 2 warm-up steps, {} interleaved repetitions, medians\n\n| variant | ms/step | tokens/s | MFU | peak memory MiB ({}) |\n|---|---|---|---|---|\n",
         a.preset, cfg.num_parameters(), a.dtype, g.seq_len, g.micro_batch, g.accum, g.tokens_per_step(), a.steps, a.repeats,
@@ -629,9 +681,9 @@ fn throughput(a: &Throughput) -> Result<()> {
     );
     for (name, runs) in [("adamw", &adamw), ("nexus", &nexus)] {
         let tps = median(field(runs, "tokens_per_s"));
-        let mfu = a
-            .peak_tflops
-            .map_or("n/a".to_string(), |p| format!("{:.1}%", 100.0 * tps * flops / (p * 1e12)));
+        let mfu = a.peak_tflops.map_or("n/a".to_string(), |p| {
+            format!("{:.1}%", 100.0 * tps * flops / (p * 1e12))
+        });
         table.push_str(&format!(
             "| {name} | {:.1} | {tps:.0} | {mfu} | {:.0} |\n",
             median(field(runs, "ms_per_step")),

@@ -10,9 +10,7 @@
 //! is a margin of 100 (a wrong or missing gradient is off by O(1)).
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use nexus_lab::llama::fused::{
-    exp_f32, CausalSoftmax, CrossEntropy, QkvRope, RmsNorm, SwiGlu,
-};
+use nexus_lab::llama::fused::{exp_f32, CausalSoftmax, CrossEntropy, QkvRope, RmsNorm, SwiGlu};
 use nexus_lab::llama::{Kernels, Llama, LlamaConfig, TensorParams};
 use nexus_lab::params::{adam_update_by_ops, AdamUpdate, ParamVec};
 use rand::RngExt;
@@ -21,26 +19,39 @@ use std::sync::Arc;
 fn random(shape: &[usize], seed: u64, scale: f64) -> Tensor {
     let mut rng = nexus_lab::rng_for(seed, "fused-test");
     let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n).map(|_| scale * (2.0 * rng.random::<f64>() - 1.0)).collect();
+    let v: Vec<f64> = (0..n)
+        .map(|_| scale * (2.0 * rng.random::<f64>() - 1.0))
+        .collect();
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
 fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn max_rel_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
     let (a, b) = (values(a), values(b));
     let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
-    a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 type Op = dyn Fn(&[Tensor]) -> Tensor;
 
 /// Gradients of `sum(f(inputs) * weights)` with respect to every input, by autograd.
 fn gradients(f: &Op, inputs: &[Tensor], weights: &Tensor) -> Vec<Tensor> {
-    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let loss = (f(&ts) * weights).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
@@ -54,14 +65,20 @@ fn gradients(f: &Op, inputs: &[Tensor], weights: &Tensor) -> Vec<Tensor> {
 fn check(name: &str, fused: &Op, plain: &Op, inputs: &[Tensor]) {
     let (yf, yp) = (fused(inputs), plain(inputs));
     let d = max_rel_diff(&yf, &yp);
-    assert!(d <= 1e-12, "{name}: value differs from the plain ops by {d:e}");
+    assert!(
+        d <= 1e-12,
+        "{name}: value differs from the plain ops by {d:e}"
+    );
     let weights = random(yf.dims(), 99, 1.0);
     let gf = gradients(fused, inputs, &weights);
     let gp = gradients(plain, inputs, &weights);
     let h = 1e-6;
     for (k, (a, b)) in gf.iter().zip(&gp).enumerate() {
         let d = max_rel_diff(a, b);
-        assert!(d <= 1e-12, "{name}: gradient {k} differs from the plain ops by {d:e}");
+        assert!(
+            d <= 1e-12,
+            "{name}: gradient {k} differs from the plain ops by {d:e}"
+        );
         let g = values(a);
         let scale = g.iter().fold(0.0f64, |m, x| m.max(x.abs()));
         for i in 0..g.len() {
@@ -96,7 +113,10 @@ fn rms_norm_matches_plain_ops_and_finite_differences() {
                 .unwrap()
                 .recip()
                 .unwrap();
-            x[0].broadcast_mul(&inv).unwrap().broadcast_mul(&x[1]).unwrap()
+            x[0].broadcast_mul(&inv)
+                .unwrap()
+                .broadcast_mul(&x[1])
+                .unwrap()
         },
         &[random(&[2, 3, 6], 1, 1.0), random(&[6], 2, 1.5)],
     );
@@ -106,7 +126,13 @@ fn rms_norm_matches_plain_ops_and_finite_differences() {
 fn causal_softmax_matches_plain_ops_and_finite_differences() {
     let (t, scale) = (5, 0.7);
     let mask: Vec<f64> = (0..t * t)
-        .map(|k| if k % t > k / t { f64::NEG_INFINITY } else { 0.0 })
+        .map(|k| {
+            if k % t > k / t {
+                f64::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu).unwrap();
     check(
@@ -156,7 +182,11 @@ fn qkv_rope_matches_plain_ops_and_finite_differences() {
             sin_full.push(a.sin());
         }
     }
-    let op = QkvRope { heads, cos: Arc::new(cos), sin: Arc::new(sin) };
+    let op = QkvRope {
+        heads,
+        cos: Arc::new(cos),
+        sin: Arc::new(sin),
+    };
     let cos_t = Tensor::from_vec(cos_full, (t, hd), &Device::Cpu).unwrap();
     let sin_t = Tensor::from_vec(sin_full, (t, hd), &Device::Cpu).unwrap();
     check(
@@ -175,7 +205,10 @@ fn qkv_rope_matches_plain_ops_and_finite_differences() {
                     .unwrap()
             };
             let rope = |v: Tensor| {
-                let (x1, x2) = (v.narrow(3, 0, hd / 2).unwrap(), v.narrow(3, hd / 2, hd / 2).unwrap());
+                let (x1, x2) = (
+                    v.narrow(3, 0, hd / 2).unwrap(),
+                    v.narrow(3, hd / 2, hd / 2).unwrap(),
+                );
                 let rot = Tensor::cat(&[&x2.neg().unwrap(), &x1], 3).unwrap();
                 (v.broadcast_mul(&cos_t).unwrap() + rot.broadcast_mul(&sin_t).unwrap()).unwrap()
             };
@@ -198,7 +231,9 @@ fn cross_entropy_matches_plain_ops_and_finite_differences() {
 }
 
 fn micro_tokens(rows: usize, len: usize) -> Tensor {
-    let data: Vec<u32> = (0..rows * (len + 1)).map(|i| ((i * 37 + 11) % 256) as u32).collect();
+    let data: Vec<u32> = (0..rows * (len + 1))
+        .map(|i| ((i * 37 + 11) % 256) as u32)
+        .collect();
     Tensor::from_vec(data, (rows, len + 1), &Device::Cpu).unwrap()
 }
 
@@ -215,10 +250,16 @@ fn fused_model_gradients_match_autograd_of_the_plain_model() {
         let toks = micro_tokens(3, 9);
         let (lf, gf) = fused.loss_and_gradients(&toks).unwrap();
         let (lp, gp) = plain.loss_and_gradients(&toks).unwrap();
-        assert!((lf - lp).abs() <= 1e-12 * lp.abs(), "{preset}: loss {lf} vs {lp}");
+        assert!(
+            (lf - lp).abs() <= 1e-12 * lp.abs(),
+            "{preset}: loss {lf} vs {lp}"
+        );
         for ((name, a), b) in fused.names().iter().zip(&gf.tensors).zip(&gp.tensors) {
             let d = max_rel_diff(a, b);
-            assert!(d <= 1e-10, "{preset} {name}: fused gradient differs by {d:e}");
+            assert!(
+                d <= 1e-10,
+                "{preset} {name}: fused gradient differs by {d:e}"
+            );
         }
         // Evaluating at given parameters is the same as setting them first.
         let mut p = fused.params().unwrap();
@@ -320,12 +361,28 @@ fn single_pass_parameter_ops_equal_their_definitions() {
             .tensors
             .iter()
             .zip(&y.tensors)
-            .map(|(a, b)| values(a).iter().zip(values(b)).map(|(p, q)| p * q).sum::<f64>())
+            .map(|(a, b)| {
+                values(a)
+                    .iter()
+                    .zip(values(b))
+                    .map(|(p, q)| p * q)
+                    .sum::<f64>()
+            })
             .sum();
         assert!((x.dot(&y).unwrap() - dot).abs() <= 1e-13 * dot.abs().max(1.0));
 
-        let c = AdamUpdate { beta1: 0.9, beta2: 0.95, eps: 1e-8, keep: 0.999, step: 1e-3 };
-        let (mut p1, mut m1, mut v1) = (x.clone(), y.clone(), params(3, dtype).mul_elem(&params(3, dtype)).unwrap());
+        let c = AdamUpdate {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            keep: 0.999,
+            step: 1e-3,
+        };
+        let (mut p1, mut m1, mut v1) = (
+            x.clone(),
+            y.clone(),
+            params(3, dtype).mul_elem(&params(3, dtype)).unwrap(),
+        );
         let (mut p2, mut m2, mut v2) = (p1.clone(), m1.clone(), v1.clone());
         let g = params(4, dtype);
         p1.adam_update(&mut m1, &mut v1, &g, c).unwrap();

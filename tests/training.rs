@@ -87,6 +87,8 @@ fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
         panic!("expected Diverged, got {err}")
     };
     assert!(err.to_string().contains("non-finite loss"));
+    // The run holds its directory's lock until it is dropped.
+    drop(t);
     let dir = checkpoint_dir(&out).unwrap();
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();

@@ -63,7 +63,11 @@ impl Llama {
         let (b, t1) = tokens.dims2()?;
         let t = t1 - 1;
         let n = b * t;
-        let (h, nh, inter) = (cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size);
+        let (h, nh, inter) = (
+            cfg.hidden_size,
+            cfg.num_attention_heads,
+            cfg.intermediate_size,
+        );
         let hd = h / nh;
         let (eps, scale) = (cfg.rms_norm_eps, 1.0 / (hd as f64).sqrt());
         let layers = cfg.num_hidden_layers;
@@ -154,8 +158,7 @@ impl Llama {
             for j in 0..3 {
                 grads[base + 1 + j] = Some(dqkv_weight.narrow(0, j * h, h)?);
             }
-            let (dx_norm, dw) =
-                rms_norm_backward(&c.x, w(0), &dqkv.matmul(&c.qkv_weight)?, eps)?;
+            let (dx_norm, dw) = rms_norm_backward(&c.x, w(0), &dqkv.matmul(&c.qkv_weight)?, eps)?;
             grads[base] = Some(dw);
             dx = (dy + dx_norm)?;
         }

@@ -58,7 +58,9 @@ impl std::str::FromStr for Kernels {
 /// Inputs with at least this many elements are split over rayon's threads.
 const PARALLEL_MIN: usize = 1 << 15;
 
-trait Real: WithDType + Float + Send + Sync {
+trait Real:
+    WithDType + Float + Send + Sync + std::ops::AddAssign + std::ops::SubAssign + std::ops::DivAssign
+{
     /// `e^x`: the standard library's in f64; in f32 a branch-free version the compiler can
     /// vectorise (libm's `expf` is a call per element, 7% of a tiny step).
     fn exp_fast(self) -> Self;
@@ -94,7 +96,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5; // Cephes' 5.0000001201e-1, which rounds to 0.5 in f32
     let e = p * r * r + r + 1.0;
     let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     // 2^n as 2^(n/2) 2^(n - n/2): n reaches 128 near the top of the range, where 2^n alone
@@ -184,7 +186,10 @@ fn rms_norm_fwd<T: Real>(
     );
     let h = w.len();
     if h == 0 || l1.dims().last() != Some(&h) {
-        bail!("rms-norm: weight of {h} does not match input {:?}", l1.dims());
+        bail!(
+            "rms-norm: weight of {h} does not match input {:?}",
+            l1.dims()
+        );
     }
     let mut y = vec![T::zero(); x.len()];
     let (eps, hn) = (real::<T>(eps), real::<T>(h as f64));
@@ -262,7 +267,8 @@ fn rms_norm_bwd<T: Real>(
     let n = x.len() / h;
     let (eps, hn) = (real::<T>(eps), real::<T>(h as f64));
     let mut out = vec![T::zero(); (n + 1) * h];
-    let inv_rms = |row: &[T]| T::one() / (row.iter().fold(T::zero(), |a, &v| a + v * v) / hn + eps).sqrt();
+    let inv_rms =
+        |row: &[T]| T::one() / (row.iter().fold(T::zero(), |a, &v| a + v * v) / hn + eps).sqrt();
     {
         let (dx, _) = out.split_at_mut(n * h);
         for_rows(dx, h, |i, dxr| {
@@ -284,7 +290,7 @@ fn rms_norm_bwd<T: Real>(
         let (xr, dyr) = (&x[i * h..(i + 1) * h], &dy[i * h..(i + 1) * h]);
         let r = inv_rms(xr);
         for ((o, &xv), &d) in dw.iter_mut().zip(xr).zip(dyr) {
-            *o = *o + d * xv * r;
+            *o += d * xv * r;
         }
     }
     Ok((storage(out), Shape::from((n + 1, h))))
@@ -343,7 +349,7 @@ fn causal_softmax_fwd<T: Real>(
         }
         let sum = out[..=i].iter().fold(T::zero(), |a, &v| a + v);
         for o in &mut out[..=i] {
-            *o = *o / sum;
+            *o /= sum;
         }
     });
     Ok((storage(p), l.shape().clone()))
@@ -405,7 +411,11 @@ impl CustomOp2 for SoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        float_dispatch!(s1, "softmax-backward", softmax_bwd(s1, l1, s2, l2, self.scale))
+        float_dispatch!(
+            s1,
+            "softmax-backward",
+            softmax_bwd(s1, l1, s2, l2, self.scale)
+        )
     }
 }
 
@@ -423,7 +433,7 @@ fn sigmoid<T: Real>(a: T) -> T {
 fn swiglu_fwd<T: Real>(s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
     let x = contiguous::<T>(s, l, "swiglu")?;
     let two_i = *l.dims().last().unwrap_or(&0);
-    if two_i % 2 != 0 {
+    if !two_i.is_multiple_of(2) {
         bail!("swiglu: last dimension {two_i} must be even");
     }
     let i = two_i / 2;
@@ -532,7 +542,7 @@ fn qkv_rope_kernel<T: Real>(
         (d[1], d[3], d[2] * d[4], d[2])
     } else {
         let d = l.dims();
-        if d.len() != 3 || d[2] % 3 != 0 {
+        if d.len() != 3 || !d[2].is_multiple_of(3) {
             bail!("qkv-rope: expected (b, t, 3h), got {d:?}");
         }
         (d[0], d[1], d[2] / 3, op.heads)
@@ -543,15 +553,28 @@ fn qkv_rope_kernel<T: Real>(
         bail!("qkv-rope: {h} channels, {nh} heads, {t} positions do not fit the tables");
     }
     let mut out = vec![T::zero(); x.len()];
-    let split_offset = |part: usize, bi: usize, head: usize, p: usize| (((part * b + bi) * nh + head) * t + p) * hd;
-    let merged_offset = |part: usize, bi: usize, head: usize, p: usize| ((bi * t + p) * 3 + part) * h + head * hd;
+    let split_offset = |part: usize, bi: usize, head: usize, p: usize| {
+        (((part * b + bi) * nh + head) * t + p) * hd
+    };
+    let merged_offset =
+        |part: usize, bi: usize, head: usize, p: usize| ((bi * t + p) * 3 + part) * h + head * hd;
     // One output row of hd values per (part, batch, head, position), in the output's order.
     for_rows(&mut out, hd, |row, o| {
         let (part, p, src) = if inverse {
-            let (head, part, p, bi) = (row % nh, (row / nh) % 3, (row / (3 * nh)) % t, row / (3 * nh * t));
+            let (head, part, p, bi) = (
+                row % nh,
+                (row / nh) % 3,
+                (row / (3 * nh)) % t,
+                row / (3 * nh * t),
+            );
             (part, p, split_offset(part, bi, head, p))
         } else {
-            let (p, head, bi, part) = (row % t, (row / t) % nh, (row / (t * nh)) % b, row / (t * nh * b));
+            let (p, head, bi, part) = (
+                row % t,
+                (row / t) % nh,
+                (row / (t * nh)) % b,
+                row / (t * nh * b),
+            );
             (part, p, merged_offset(part, bi, head, p))
         };
         let src = &x[src..src + hd];
@@ -694,7 +717,12 @@ impl CustomOp2 for CrossEntropy {
 
 impl CrossEntropy {
     /// The gradient of the logits after this op's forward pass, for a loss gradient `dloss`.
-    pub fn backward(&self, logits: &Tensor, targets: &Tensor, dloss: f64) -> candle_core::Result<Tensor> {
+    pub fn backward(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        dloss: f64,
+    ) -> candle_core::Result<Tensor> {
         let n = logits.dim(0)?;
         let Some(log_sum_exp) = self.log_sum_exp.get() else {
             bail!("cross-entropy: backward before forward");
@@ -727,7 +755,10 @@ fn cross_entropy_bwd<T: Real>(
     let (n, v) = l1.shape().dims2()?;
     let targets = targets_of(s2, l2, n)?;
     if log_sum_exp.len() != n {
-        bail!("cross-entropy-backward: {} cached rows for {n}", log_sum_exp.len());
+        bail!(
+            "cross-entropy-backward: {} cached rows for {n}",
+            log_sum_exp.len()
+        );
     }
     let scale = real::<T>(scale);
     let mut d = vec![T::zero(); x.len()];
@@ -738,7 +769,7 @@ fn cross_entropy_bwd<T: Real>(
             *o = scale * (xv - lse).exp_fast();
         }
         let tg = targets[r] as usize;
-        out[tg] = out[tg] - scale;
+        out[tg] -= scale;
     });
     Ok((storage(d), l1.shape().clone()))
 }

@@ -2,6 +2,7 @@
 //! data sources, and the training loop (which reuses [`crate::nexus`] and [`crate::optim`]).
 
 mod backprop;
+pub mod checkpoint;
 mod data;
 pub mod fused;
 mod model;
@@ -17,5 +18,6 @@ pub use muon::Muon;
 pub use params::TensorParams;
 pub use runtime::configure_cpu;
 pub use train::{
-    checkpoint_dir, Evaluation, FileSource, Precision, Schedule, StepStats, TrainConfig, Trainer, Variant,
+    checkpoint_dir, Evaluation, FileSource, Precision, ResumeRequest, Schedule, StepStats,
+    TrainConfig, Trainer, Variant,
 };

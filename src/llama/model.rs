@@ -337,7 +337,11 @@ impl Llama {
                 &self.weight(&format!("{p}.mlp.down_proj.weight"))?,
             )?)?;
         }
-        let x = rms_norm(&x, &self.weight("model.norm.weight")?, self.cfg.rms_norm_eps)?;
+        let x = rms_norm(
+            &x,
+            &self.weight("model.norm.weight")?,
+            self.cfg.rms_norm_eps,
+        )?;
         linear(&x, &self.weight("lm_head.weight")?)
     }
 
@@ -373,12 +377,13 @@ impl Llama {
         let nh = self.cfg.num_attention_heads;
         let hd = h / nh;
         let heads = |name: &str| -> Result<Tensor> {
-            Ok(
-                linear(x, &self.weight(&format!("{prefix}.self_attn.{name}.weight"))?)?
-                    .reshape((b, t, nh, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()?,
-            )
+            Ok(linear(
+                x,
+                &self.weight(&format!("{prefix}.self_attn.{name}.weight"))?,
+            )?
+            .reshape((b, t, nh, hd))?
+            .transpose(1, 2)?
+            .contiguous()?)
         };
         let q = rope(&heads("q_proj")?, cos, sin)?;
         let k = rope(&heads("k_proj")?, cos, sin)?;
@@ -409,7 +414,9 @@ impl Llama {
         let v = self.cfg.vocab_size;
         if self.kernels == Kernels::Fused {
             let targets = targets.flatten_all()?;
-            return Ok(logits.reshape(((), v))?.apply_op2(&targets, CrossEntropy::default())?);
+            return Ok(logits
+                .reshape(((), v))?
+                .apply_op2(&targets, CrossEntropy::default())?);
         }
         // Half-precision logits are promoted so the softmax sums stay accurate.
         let logits = match self.compute_dtype {
@@ -460,12 +467,26 @@ impl Llama {
         }
         self.check_tokens(tokens)?;
         ensure(params.tensors.len() == self.vars.len(), "params", || {
-            format!("{} tensors for {} parameters", params.tensors.len(), self.vars.len())
+            format!(
+                "{} tensors for {} parameters",
+                params.tensors.len(),
+                self.vars.len()
+            )
         })?;
         for ((t, v), name) in params.tensors.iter().zip(&self.vars).zip(&self.names) {
-            ensure(t.dims() == v.dims() && t.dtype() == self.dtype, "params", || {
-                format!("`{name}` is {:?} {:?}, the model's is {:?} {:?}", t.dims(), t.dtype(), v.dims(), self.dtype)
-            })?;
+            ensure(
+                t.dims() == v.dims() && t.dtype() == self.dtype,
+                "params",
+                || {
+                    format!(
+                        "`{name}` is {:?} {:?}, the model's is {:?} {:?}",
+                        t.dims(),
+                        t.dtype(),
+                        v.dims(),
+                        self.dtype
+                    )
+                },
+            )?;
         }
         let detached: Vec<Tensor> = params.tensors.iter().map(Tensor::detach).collect();
         self.fused_loss_and_gradients(&detached, tokens)

@@ -48,7 +48,9 @@ mod cpu {
 
     fn float_dtype(ts: &[&Tensor]) -> Option<DType> {
         let d = ts.first()?.dtype();
-        let same = ts.iter().all(|t| t.dtype() == d && t.shape() == ts[0].shape());
+        let same = ts
+            .iter()
+            .all(|t| t.dtype() == d && t.shape() == ts[0].shape());
         (same && matches!(d, DType::F32 | DType::F64)).then_some(d)
     }
 
@@ -68,7 +70,10 @@ mod cpu {
                     lanes[k] += f(x[k].to_f64(), y[k].to_f64());
                 }
             }
-            let tail = ra.iter().zip(rb).fold(0.0, |s, (x, y)| s + f(x.to_f64(), y.to_f64()));
+            let tail = ra
+                .iter()
+                .zip(rb)
+                .fold(0.0, |s, (x, y)| s + f(x.to_f64(), y.to_f64()));
             lanes.iter().sum::<f64>() + tail
         }
         let (da, db) = (data(a)?, data(b)?);
@@ -82,7 +87,10 @@ mod cpu {
     pub fn axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Tensor> {
         fn go<T: WithDType + Float>(a: &[T], alpha: f64, b: &[T]) -> Vec<T> {
             let (al, zero) = (T::from_f64(alpha), T::from_f64(0.0));
-            a.iter().zip(b).map(|(&x, &y)| x + (y * al + zero)).collect()
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| x + (y * al + zero))
+                .collect()
         }
         let (da, db) = (data(a)?, data(b)?);
         match float_dtype(&[a, b])? {
@@ -125,7 +133,11 @@ mod cpu {
             let (b1, a1, b2, a2) = (k(c.beta1), k(1.0 - c.beta1), k(c.beta2), k(1.0 - c.beta2));
             let (eps, keep, step, zero, one) = (k(c.eps), k(c.keep), k(-c.step), k(0.0), k(1.0));
             let n = p.len();
-            let (mut po, mut mo, mut vo) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut po, mut mo, mut vo) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
             // Written through the spare capacity in one zipped pass (no zero-fill, vectorised).
             let outputs = po.spare_capacity_mut()[..n]
                 .iter_mut()
@@ -217,7 +229,6 @@ impl TensorParams {
     pub fn numel(&self) -> usize {
         self.tensors.iter().map(|t| t.elem_count()).sum()
     }
-
 }
 
 impl TensorParams {
@@ -225,6 +236,11 @@ impl TensorParams {
     /// none (then the caller takes the Candle-op path for all of them).
     fn fast<R: Send>(&self, f: impl Fn(usize) -> Option<R> + Sync + Send) -> Option<Vec<R>> {
         use rayon::prelude::*;
+        // Below a quarter of a million numbers a pass takes tens of microseconds, about what
+        // handing tensors to other threads costs.
+        if self.numel() < 1 << 18 {
+            return (0..self.tensors.len()).map(f).collect();
+        }
         (0..self.tensors.len()).into_par_iter().map(f).collect()
     }
 }
@@ -237,7 +253,9 @@ fn ordered_sum(parts: Vec<f64>) -> f64 {
 impl ParamVec for TensorParams {
     fn dot(&self, other: &Self) -> Result<f64> {
         self.zip_check(other)?;
-        if let Some(parts) = self.fast(|i| cpu::reduce2(&self.tensors[i], &other.tensors[i], |x, y| x * y)) {
+        if let Some(parts) =
+            self.fast(|i| cpu::reduce2(&self.tensors[i], &other.tensors[i], |x, y| x * y))
+        {
             return Ok(ordered_sum(parts));
         }
         let mut s = 0.0;
@@ -271,8 +289,15 @@ impl ParamVec for TensorParams {
         self.zip_check(m)?;
         self.zip_check(v)?;
         self.zip_check(g)?;
-        let fused =
-            self.fast(|i| cpu::adam(&self.tensors[i], &m.tensors[i], &v.tensors[i], &g.tensors[i], c));
+        let fused = self.fast(|i| {
+            cpu::adam(
+                &self.tensors[i],
+                &m.tensors[i],
+                &v.tensors[i],
+                &g.tensors[i],
+                c,
+            )
+        });
         let Some(fused) = fused else {
             return adam_update_by_ops(self, m, v, g, c);
         };
@@ -297,23 +322,35 @@ impl ParamVec for TensorParams {
         self.map2(denom, |a, b| a / (b.sqrt()? + eps)?)
     }
     fn norm(&self) -> Result<f64> {
-        if let Some(parts) = self.fast(|i| cpu::reduce2(&self.tensors[i], &self.tensors[i], |x, _| x * x)) {
+        if let Some(parts) =
+            self.fast(|i| cpu::reduce2(&self.tensors[i], &self.tensors[i], |x, _| x * x))
+        {
             return Ok(ordered_sum(parts).sqrt());
         }
         let mut s = 0.0;
         for t in &self.tensors {
-            s += t.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            s += t
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
         }
         Ok(s.sqrt())
     }
     fn all_finite(&self) -> Result<bool> {
         // NaN and infinity survive a sum of absolute values; finite f32 values cannot overflow
         // an f64 sum.
-        if let Some(parts) = self.fast(|i| cpu::reduce2(&self.tensors[i], &self.tensors[i], |x, _| x.abs())) {
+        if let Some(parts) =
+            self.fast(|i| cpu::reduce2(&self.tensors[i], &self.tensors[i], |x, _| x.abs()))
+        {
             return Ok(ordered_sum(parts).is_finite());
         }
         for t in &self.tensors {
-            let sum = t.to_dtype(DType::F64)?.abs()?.sum_all()?.to_scalar::<f64>()?;
+            let sum = t
+                .to_dtype(DType::F64)?
+                .abs()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
             if !sum.is_finite() {
                 return Ok(false);
             }

@@ -10,6 +10,7 @@
 //! paths do one forward and backward pass per micro-batch; Nexus keeps one extra copy of the
 //! parameters (the start of the inner loop).
 
+use super::checkpoint::{self, RunLock};
 use super::{DataSet, Llama, LlamaConfig, Source, TensorParams};
 use crate::error::{ensure, Error, Result};
 use crate::nexus::{pseudo_gradient, step_direction, InnerStep, NexusConfig, SourceGradients};
@@ -450,13 +451,52 @@ pub struct Trainer {
     outer: Outer,
     step: usize,
     out: PathBuf,
+    _lock: RunLock,
 }
 
 const VALIDATION_ROWS: usize = 16;
 
 impl Trainer {
-    /// A fresh run writing into `out`.
+    /// A fresh run writing into `out`, which must not hold a run already (see
+    /// [`Trainer::create`]).
     pub fn new(cfg: TrainConfig, out: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        Self::create(cfg, out, device, dtype, false)
+    }
+
+    /// A fresh run writing into `out`. `out` is locked for the run's life (a second process
+    /// gets an error). If it holds a run already (metrics or checkpoints), that is an error
+    /// unless `replace`, which removes that run's files first.
+    pub fn create(
+        cfg: TrainConfig,
+        out: &Path,
+        device: &Device,
+        dtype: DType,
+        replace: bool,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let lock = RunLock::acquire(out)?;
+        if checkpoint::has_run(out) {
+            if !replace {
+                return Err(Error::InvalidArgument {
+                    name: "out",
+                    reason: format!(
+                        "{} holds a run already (metrics or checkpoints): --resume continues it, --force replaces it, or choose another --out",
+                        out.display()
+                    ),
+                });
+            }
+            checkpoint::remove_run(out)?;
+        }
+        Self::build(cfg, out, device, dtype, lock)
+    }
+
+    fn build(
+        cfg: TrainConfig,
+        out: &Path,
+        device: &Device,
+        dtype: DType,
+        lock: RunLock,
+    ) -> Result<Self> {
         cfg.validate()?;
         let data = cfg.dataset()?;
         let mut model = Llama::new(LlamaConfig::preset(&cfg.preset)?, cfg.seed, device, dtype)?;
@@ -483,10 +523,6 @@ impl Trainer {
             _ => Outer::Plain(AdamW::new(adam)?),
         };
         let params = model.params()?;
-        std::fs::create_dir_all(out).map_err(|e| Error::Io {
-            path: out.display().to_string(),
-            source: e,
-        })?;
         Ok(Self {
             cfg,
             model,
@@ -495,42 +531,86 @@ impl Trainer {
             outer,
             step: 0,
             out: out.to_path_buf(),
+            _lock: lock,
         })
     }
 
-    /// Continues the run checkpointed in `out` (its configuration is read from the checkpoint).
+    /// Continues the run checkpointed in `out` with the checkpoint's configuration.
     pub fn resume(out: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        let dir = checkpoint_dir(out)?;
+        Self::resume_with(out, device, dtype, &ResumeRequest::default())
+    }
+
+    /// Continues the run checkpointed in `out`, with the changes `request` asks for where they
+    /// are safe (see [`ResumeRequest`]) and an error where they are not. Leftovers of a killed
+    /// checkpoint write are removed first; the checkpoint's `config.json` must match its
+    /// configuration and `optimizer.safetensors` must hold every moment the optimizer had.
+    pub fn resume_with(
+        out: &Path,
+        device: &Device,
+        dtype: DType,
+        request: &ResumeRequest,
+    ) -> Result<Self> {
+        let lock = RunLock::acquire(out)?;
+        checkpoint::clean(out)?;
+        let dir = checkpoint::latest(out)?;
+        let state_path = dir.join("state.json");
         let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("state.json")).map_err(|e| {
-                Error::Io {
-                    path: dir.display().to_string(),
-                    source: e,
-                }
-            })?)?;
-        let cfg: TrainConfig = serde_json::from_value(state["config"].clone())?;
-        let mut t = Self::new(cfg, out, device, dtype)?;
+            serde_json::from_slice(&std::fs::read(&state_path).map_err(|e| Error::Io {
+                path: state_path.display().to_string(),
+                source: e,
+            })?)
+            .map_err(|e| Error::Data(format!("{}: {e}", state_path.display())))?;
+        let saved: TrainConfig = serde_json::from_value(state["config"].clone())
+            .map_err(|e| Error::Data(format!("{}: `config`: {e}", state_path.display())))?;
+        let step = state["step"]
+            .as_u64()
+            .ok_or_else(|| Error::Data(format!("{}: no `step`", state_path.display())))?
+            as usize;
+        let cfg = request.apply(saved, step)?;
+        check_model_config(&dir, &cfg)?;
+        let mut t = Self::build(cfg, out, device, dtype, lock)?;
         t.model.load_params(&dir)?;
         t.params = t.model.params()?;
-        t.step = state["step"]
-            .as_u64()
-            .ok_or_else(|| Error::Data("checkpoint state lacks `step`".into()))?
-            as usize;
+        t.step = step;
         let adam_t = state["adam_steps"].as_u64().unwrap_or(0);
-        let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), device)?;
-        let collect = |prefix: &str| -> Option<TensorParams> {
-            let tensors: Option<Vec<Tensor>> = (0..t.model.names().len())
-                .map(|i| moments.get(&format!("{prefix}.{i}")).cloned())
-                .collect();
-            tensors.map(|tensors| TensorParams { tensors })
+        let file = dir.join("optimizer.safetensors");
+        let moments = candle_core::safetensors::load(&file, device)
+            .map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
+        let names = t.model.names().to_vec();
+        let shapes: Vec<Vec<usize>> = t.params.tensors.iter().map(|p| p.dims().to_vec()).collect();
+        let collect = |prefix: &str, what: &str| -> Result<TensorParams> {
+            let mut tensors = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                let key = format!("{prefix}.{i}");
+                let tensor = moments.get(&key).ok_or_else(|| {
+                    Error::Data(format!(
+                        "{}: no `{key}` ({what} of `{name}`)",
+                        file.display()
+                    ))
+                })?;
+                if tensor.dims() != shapes[i].as_slice() {
+                    return Err(Error::Data(format!(
+                        "{}: `{key}` has shape {:?}, `{name}` has {:?}",
+                        file.display(),
+                        tensor.dims(),
+                        shapes[i]
+                    )));
+                }
+                tensors.push(tensor.to_dtype(dtype)?);
+            }
+            Ok(TensorParams { tensors })
         };
-        let (m, v) = (collect("m"), collect("v"));
-        t.outer.adam_mut().restore(m, v, adam_t);
-        let buffers: Option<Vec<Tensor>> = (0..t.model.names().len())
-            .map(|i| moments.get(&format!("muon.{i}")).cloned())
-            .collect();
-        if let Outer::Muon(muon) = &mut t.outer {
-            muon.restore_buffers(buffers);
+        // Moments exist once the optimizer has taken a step; a resume without them would
+        // silently restart Adam from zero.
+        if adam_t > 0 {
+            let (m, v) = (
+                collect("m", "first moment")?,
+                collect("v", "second moment")?,
+            );
+            t.outer.adam_mut().restore(Some(m), Some(v), adam_t);
+            if let Outer::Muon(muon) = &mut t.outer {
+                muon.restore_buffers(Some(collect("muon", "Muon momentum")?.tensors));
+            }
         }
         t.truncate_metrics()?;
         Ok(t)
@@ -721,53 +801,34 @@ impl Trainer {
         Ok(hits as f64 / n as f64)
     }
 
-    /// Writes the checkpoint atomically: a fresh folder, then a rename over the old one.
+    /// Writes a checkpoint of the current step (the protocol of [`checkpoint`]: a kill at any
+    /// point leaves a resumable run).
     pub fn checkpoint(&self) -> Result<()> {
-        let io = |p: &Path| {
-            let p = p.display().to_string();
-            move |e| Error::Io {
-                path: p.clone(),
-                source: e,
-            }
-        };
-        let (dir, tmp, old) = (
-            self.out.join("checkpoint"),
-            self.out.join("checkpoint.tmp"),
-            self.out.join("checkpoint.old"),
-        );
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        self.model.save(&tmp)?;
-        let (m, v, adam_t) = self.outer.adam().moments();
-        let mut map = std::collections::HashMap::new();
-        for (prefix, p) in [("m", m), ("v", v)] {
-            if let Some(p) = p {
-                for (i, t) in p.tensors.iter().enumerate() {
-                    map.insert(format!("{prefix}.{i}"), t.clone());
+        checkpoint::write(&self.out, self.step, |dir| {
+            self.model.save(dir)?;
+            checkpoint::failpoint("checkpoint:model-written");
+            let (m, v, adam_t) = self.outer.adam().moments();
+            let mut map = std::collections::HashMap::new();
+            for (prefix, p) in [("m", m), ("v", v)] {
+                if let Some(p) = p {
+                    for (i, t) in p.tensors.iter().enumerate() {
+                        map.insert(format!("{prefix}.{i}"), t.clone());
+                    }
                 }
             }
-        }
-        if let Outer::Muon(muon) = &self.outer {
-            for (i, t) in muon.buffers().into_iter().flatten().enumerate() {
-                map.insert(format!("muon.{i}"), t.clone());
+            if let Outer::Muon(muon) = &self.outer {
+                for (i, t) in muon.buffers().into_iter().flatten().enumerate() {
+                    map.insert(format!("muon.{i}"), t.clone());
+                }
             }
-        }
-        candle_core::safetensors::save(&map, tmp.join("optimizer.safetensors"))?;
-        let state = serde_json::json!({"step": self.step, "adam_steps": adam_t, "config": self.cfg, "crate_version": crate::VERSION});
-        std::fs::write(
-            tmp.join("state.json"),
-            serde_json::to_string_pretty(&state)?,
-        )
-        .map_err(io(&tmp))?;
-        if dir.exists() {
-            std::fs::rename(&dir, &old).map_err(io(&dir))?;
-        }
-        std::fs::rename(&tmp, &dir).map_err(io(&tmp))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io(&old))?;
-        }
-        Ok(())
+            candle_core::safetensors::save(&map, dir.join("optimizer.safetensors"))?;
+            let state = serde_json::json!({"step": self.step, "adam_steps": adam_t, "config": self.cfg, "crate_version": crate::VERSION});
+            let path = dir.join("state.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&state)?).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })
+        })
     }
 
     /// Appends one JSON line to `metrics.jsonl`.
@@ -877,15 +938,86 @@ impl Trainer {
     }
 }
 
-/// The checkpoint folder of a run (or the previous one, if a crash interrupted the swap).
+/// The checkpoint a resume of the run in `out` would load: its newest complete checkpoint.
 pub fn checkpoint_dir(out: &Path) -> Result<PathBuf> {
-    for name in ["checkpoint", "checkpoint.old"] {
-        let d = out.join(name);
-        if d.join("state.json").exists() {
-            return Ok(d);
+    checkpoint::latest(out)
+}
+
+/// Checks the checkpoint's `config.json` (Hugging Face names) against the model shape its
+/// configuration names; an edited or foreign file is an error naming the key.
+fn check_model_config(dir: &Path, cfg: &TrainConfig) -> Result<()> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let shape = LlamaConfig::preset(&cfg.preset)?;
+    let expected = serde_json::to_value(&shape)?;
+    for (key, want) in expected.as_object().into_iter().flatten() {
+        if json.get(key) != Some(want) {
+            return Err(Error::Data(format!(
+                "{}: `{key}` is {}, but the run's preset `{}` has {want}",
+                path.display(),
+                json.get(key)
+                    .map_or("missing".to_string(), |v| v.to_string()),
+                cfg.preset
+            )));
         }
     }
-    Err(Error::Data(format!("no checkpoint in {}", out.display())))
+    Ok(())
+}
+
+/// What a resumed run may change. Every field in `given` (a [`TrainConfig`] field name) was
+/// set by the user: `steps`, `eval_every` and `checkpoint_every` take the new value (more
+/// steps move the schedule's end); any other field must equal the checkpoint's, or the resume
+/// is refused with a message naming it (the model shape, the variant, the data and the
+/// optimizer settings are the run's identity).
+#[derive(Clone, Debug, Default)]
+pub struct ResumeRequest {
+    /// The configuration the command line and config file describe.
+    pub config: Option<TrainConfig>,
+    /// The fields of `config` the user set explicitly.
+    pub given: Vec<String>,
+}
+
+impl ResumeRequest {
+    const CHANGEABLE: [&'static str; 3] = ["steps", "eval_every", "checkpoint_every"];
+
+    fn apply(&self, saved: TrainConfig, step: usize) -> Result<TrainConfig> {
+        let Some(requested) = &self.config else {
+            return Ok(saved);
+        };
+        let (mut merged, asked) = (
+            serde_json::to_value(&saved)?,
+            serde_json::to_value(requested)?,
+        );
+        for field in &self.given {
+            let (old, new) = (&merged[field.as_str()], &asked[field.as_str()]);
+            if old == new {
+                continue;
+            }
+            if !Self::CHANGEABLE.contains(&field.as_str()) {
+                return Err(Error::InvalidArgument {
+                    name: "resume",
+                    reason: format!(
+                        "`{field}` cannot change on resume: the checkpoint has {old}, the command asks {new}"
+                    ),
+                });
+            }
+            merged[field.as_str()] = new.clone();
+        }
+        let cfg: TrainConfig = serde_json::from_value(merged)?;
+        ensure(cfg.steps >= step, "steps", || {
+            format!(
+                "the checkpoint is at step {step}; --steps {} would go back",
+                cfg.steps
+            )
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 /// A uniformly random unit direction in parameter space, a function of the seed and the step.

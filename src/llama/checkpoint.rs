@@ -1,0 +1,260 @@
+//! Crash-safe checkpoints and the lock that keeps one run per directory.
+//!
+//! A run directory holds:
+//!
+//! ```text
+//! .lock                          locked (advisory, `File::try_lock`) by the process training here
+//! metrics.jsonl                  one JSON line per step and evaluation
+//! checkpoints/step-00000120/     model.safetensors, config.json, optimizer.safetensors, state.json
+//! latest                         the name of the newest complete checkpoint
+//! ```
+//!
+//! A checkpoint is written so that a kill at any instruction leaves a resumable directory:
+//! 1. its files go into `checkpoints/step-N.tmp/`, each synced to disk;
+//! 2. the folder is renamed to `checkpoints/step-N` and `checkpoints/` is synced;
+//! 3. `latest.tmp` gets the new name, is synced and renamed over `latest`, and the run
+//!    directory is synced;
+//! 4. older `step-*` folders are removed.
+//!
+//! A `.tmp` is never read. A complete `step-N` that `latest` does not name yet (a kill between
+//! 2 and 3) is found by [`latest`], which takes the newest complete checkpoint. Leftovers of a
+//! killed write (`.tmp` folders and files, older checkpoints) are removed by [`clean`] when a
+//! run resumes and by the next write. `tests/reliability.rs` kills a training process at every
+//! [`failpoint`] of this protocol and checks that `--resume` continues bit-identically and that
+//! later checkpoints succeed.
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The checkpoint folder's name for a step.
+pub fn name(step: usize) -> String {
+    format!("step-{step:08}")
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+/// Aborts the process here when `NEXUS_LAB_FAILPOINT` names this point, as `NAME` or
+/// `NAME@K` (the K-th time the point is reached, counting from 1): the kill test's hook.
+pub fn failpoint(point: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Ok(spec) = std::env::var("NEXUS_LAB_FAILPOINT") else {
+        return;
+    };
+    let (target, nth) = match spec.split_once('@') {
+        Some((t, k)) => (t.to_string(), k.parse::<usize>().unwrap_or(1)),
+        None => (spec, 1),
+    };
+    if target == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+        std::process::abort();
+    }
+}
+
+/// Every failpoint of [`write`], in protocol order.
+pub const FAILPOINTS: [&str; 6] = [
+    "checkpoint:model-written",
+    "checkpoint:files-written",
+    "checkpoint:renamed",
+    "checkpoint:latest-tmp-written",
+    "checkpoint:latest-renamed",
+    "checkpoint:pruned",
+];
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
+}
+
+fn sync_file(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
+}
+
+/// Writes checkpoint `step`: `fill` writes the files into the folder it is given (calling
+/// [`failpoint`]`("checkpoint:model-written")` between files is its business); then the
+/// protocol above.
+pub fn write(out: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let root = out.join("checkpoints");
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    let (tmp, done) = (
+        root.join(format!("{}.tmp", name(step))),
+        root.join(name(step)),
+    );
+    if done.exists() {
+        // The same step was checkpointed before a kill; that copy is complete.
+        return point_latest(out, step);
+    }
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    fill(&tmp)?;
+    for entry in std::fs::read_dir(&tmp).map_err(io(&tmp))? {
+        sync_file(&entry.map_err(io(&tmp))?.path())?;
+    }
+    sync_dir(&tmp)?;
+    failpoint("checkpoint:files-written");
+    std::fs::rename(&tmp, &done).map_err(io(&tmp))?;
+    sync_dir(&root)?;
+    failpoint("checkpoint:renamed");
+    point_latest(out, step)?;
+    prune(out, step)?;
+    failpoint("checkpoint:pruned");
+    Ok(())
+}
+
+fn point_latest(out: &Path, step: usize) -> Result<()> {
+    let (tmp, latest) = (out.join("latest.tmp"), out.join("latest"));
+    std::fs::write(&tmp, format!("{}\n", name(step))).map_err(io(&tmp))?;
+    sync_file(&tmp)?;
+    failpoint("checkpoint:latest-tmp-written");
+    std::fs::rename(&tmp, &latest).map_err(io(&tmp))?;
+    sync_dir(out)?;
+    failpoint("checkpoint:latest-renamed");
+    Ok(())
+}
+
+/// Complete checkpoints, oldest first.
+fn complete(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let root = out.join("checkpoints");
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(found);
+    };
+    for entry in entries {
+        let path = entry.map_err(io(&root))?.path();
+        let step = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step-"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(step) = step {
+            found.push((step, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Removes every checkpoint but `keep`'s, and leftovers of killed writes.
+fn prune(out: &Path, keep: usize) -> Result<()> {
+    for (step, path) in complete(out)? {
+        if step != keep {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+        }
+    }
+    clean_tmp(out)
+}
+
+fn clean_tmp(out: &Path) -> Result<()> {
+    for dir in [out.to_path_buf(), out.join("checkpoints")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                } else {
+                    std::fs::remove_file(&path).map_err(io(&path))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint to resume from: the newest complete one (what `latest` names, or a newer
+/// one a kill kept `latest` from naming).
+pub fn latest(out: &Path) -> Result<PathBuf> {
+    let named = std::fs::read_to_string(out.join("latest"))
+        .ok()
+        .map(|s| out.join("checkpoints").join(s.trim()));
+    let newest = complete(out)?.pop().map(|(_, p)| p);
+    match (named, newest) {
+        (_, Some(newest)) => Ok(newest),
+        (Some(named), None) if named.is_dir() => Ok(named),
+        _ => Err(Error::Data(format!(
+            "no checkpoint in {} (expected {}/checkpoints/step-N)",
+            out.display(),
+            out.display()
+        ))),
+    }
+}
+
+/// Removes what a killed checkpoint write left behind, keeping the newest complete checkpoint.
+pub fn clean(out: &Path) -> Result<()> {
+    match complete(out)?.pop() {
+        Some((step, _)) => prune(out, step),
+        None => clean_tmp(out),
+    }
+}
+
+/// The advisory lock on a run directory, held for the run's life (released by the operating
+/// system when the process ends, however it ends).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Creates `out` if needed and locks it; a second process gets a clear error.
+    pub fn acquire(out: &Path) -> Result<Self> {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        let path = out.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument {
+                name: "out",
+                reason: format!(
+                    "{} is in use by another training process (locked {})",
+                    out.display(),
+                    path.display()
+                ),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+        }
+    }
+}
+
+/// True when `out` holds a run's files (metrics or checkpoints).
+pub fn has_run(out: &Path) -> bool {
+    ["metrics.jsonl", "checkpoints", "latest", "checkpoint"]
+        .iter()
+        .any(|f| out.join(f).exists())
+}
+
+/// Removes a previous run's files from `out` (for `--force`), keeping anything else there.
+pub fn remove_run(out: &Path) -> Result<()> {
+    for f in ["metrics.jsonl", "latest", "latest.tmp"] {
+        let p = out.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(io(&p))?;
+        }
+    }
+    for d in [
+        "checkpoints",
+        "checkpoint",
+        "checkpoint.tmp",
+        "checkpoint.old",
+    ] {
+        let p = out.join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(io(&p))?;
+        }
+    }
+    Ok(())
+}
