@@ -6,9 +6,11 @@
 //! cargo run --release --bin nexus_run -- --family anisotropic --dim 10 --tasks 4 --gamma 0.05 \
 //!     --outer adamw --lr 0.01 --steps 500
 //! ```
-//! Bad input (K = 0, gamma <= 0, a negative spread, a non-finite number, an unknown name)
-//! prints a message and exits with code 2.
+//! Bad input (K = 0, gamma <= 0, a negative spread, a non-finite number, an unknown name, a
+//! dimension whose matrices would not fit in memory) prints one line naming the flag and exits
+//! with code 2.
 
+use clap::{Parser, ValueEnum};
 use nalgebra::DVector;
 use nexus_lab::metrics::{closeness, mean_loss, mean_pairwise_cosine};
 use nexus_lab::nexus::{InnerStep, Nexus, NexusConfig, Sampling};
@@ -17,86 +19,125 @@ use nexus_lab::tasks::{BoxedTask, Family, TaskDistribution};
 use nexus_lab::{rng_for, Error, Result};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: nexus_run [--family isotropic|anisotropic|nonquadratic|logistic] [--dim D] [--tasks N]
-  [--K K] [--gamma G] [--spread S] [--steps T] [--every E] [--outer sgd|adamw|nadam] [--lr LR]
-  [--weight-decay WD] [--dot] [--without-replacement] [--held-out M] [--seed SEED]";
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Outer {
+    Sgd,
+    Adamw,
+    /// Adam fed the normalized gradient.
+    Nadam,
+}
 
+/// Runs Nexus on a synthetic multi-task problem and prints the training loss, the mean pairwise
+/// gradient cosine, closeness to the task minima and the held-out loss.
+#[derive(Parser)]
+#[command(version, allow_negative_numbers = true)]
 struct Args {
+    /// isotropic, anisotropic, nonquadratic or logistic.
+    #[arg(long, default_value = "anisotropic")]
     family: String,
-    dim: usize,
-    tasks: usize,
-    k: Option<usize>,
+    /// Dimension.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    dim: u64,
+    /// Training tasks.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    tasks: u64,
+    /// Inner steps per outer step (default: the number of tasks).
+    #[arg(long = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    k: Option<u64>,
+    /// Inner step size gamma (> 0).
+    #[arg(long, default_value_t = 0.05, value_parser = positive)]
     gamma: f64,
+    /// Spread of the task minima (>= 0).
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative)]
     spread: f64,
-    steps: usize,
-    every: usize,
-    outer: String,
+    /// Outer steps.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Print every this many steps.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+    #[arg(long, value_enum, default_value_t = Outer::Adamw)]
+    outer: Outer,
+    /// Outer learning rate (>= 0).
+    #[arg(long, default_value_t = 0.01, value_parser = non_negative)]
     lr: f64,
+    /// AdamW weight decay (>= 0).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     weight_decay: f64,
+    /// Raw inner steps (Nexus-Dot) instead of normalized ones.
+    #[arg(long)]
     dot: bool,
+    /// Draw the K sources without replacement.
+    #[arg(long)]
     without_replacement: bool,
-    held_out: usize,
+    /// Held-out tasks.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    held_out: u64,
+    #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
-fn number<T: std::str::FromStr>(
-    flag: &str,
-    value: Option<String>,
-) -> std::result::Result<T, String> {
-    let v = value.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse().map_err(|_| format!("{flag}: cannot parse `{v}`"))
-}
-
-fn finite(flag: &str, value: Option<String>) -> std::result::Result<f64, String> {
-    let x: f64 = number(flag, value)?;
+fn finite(s: &str) -> std::result::Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if x.is_finite() {
         Ok(x)
     } else {
-        Err(format!("{flag} must be finite, got {x}"))
+        Err(format!("must be finite, got {x}"))
     }
 }
 
-fn parse(mut it: impl Iterator<Item = String>) -> std::result::Result<Option<Args>, String> {
-    let mut a = Args {
-        family: "anisotropic".into(),
-        dim: 10,
-        tasks: 4,
-        k: None,
-        gamma: 0.05,
-        spread: 1.0,
-        steps: 300,
-        every: 50,
-        outer: "adamw".into(),
-        lr: 0.01,
-        weight_decay: 0.0,
-        dot: false,
-        without_replacement: false,
-        held_out: 32,
-        seed: 1,
-    };
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--family" => a.family = it.next().ok_or("--family needs a value")?,
-            "--dim" => a.dim = number(&flag, it.next())?,
-            "--tasks" => a.tasks = number(&flag, it.next())?,
-            "--K" => a.k = Some(number(&flag, it.next())?),
-            "--gamma" => a.gamma = finite(&flag, it.next())?,
-            "--spread" => a.spread = finite(&flag, it.next())?,
-            "--steps" => a.steps = number(&flag, it.next())?,
-            "--every" => a.every = number(&flag, it.next())?,
-            "--outer" => a.outer = it.next().ok_or("--outer needs a value")?,
-            "--lr" => a.lr = finite(&flag, it.next())?,
-            "--weight-decay" => a.weight_decay = finite(&flag, it.next())?,
-            "--dot" => a.dot = true,
-            "--without-replacement" => a.without_replacement = true,
-            "--held-out" => a.held_out = number(&flag, it.next())?,
-            "--seed" => a.seed = number(&flag, it.next())?,
-            "-h" | "--help" => return Ok(None),
-            other => return Err(format!("unknown argument `{other}`")),
+fn positive(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(|x| {
+        if x > 0.0 {
+            Ok(x)
+        } else {
+            Err(format!("must be > 0, got {x}"))
         }
+    })
+}
+
+fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(|x| {
+        if x >= 0.0 {
+            Ok(x)
+        } else {
+            Err(format!("must be >= 0, got {x}"))
+        }
+    })
+}
+
+/// Refuses, before allocating, a problem that would not fit in the memory available: every
+/// task of the matrix families holds d x d matrices (and the Haar rotation's construction a few
+/// more), a logistic task a samples x d feature matrix.
+fn check_memory(family: &Family, dim: usize, tasks: usize) -> Result<()> {
+    let d = dim as f64;
+    let per_task = match family {
+        Family::Isotropic { .. } => 8.0 * 4.0 * d,
+        Family::Logistic { samples, .. } => 8.0 * (*samples as f64 + 4.0) * d,
+        _ => 8.0 * 4.0 * d * d,
+    };
+    let need = per_task * tasks as f64;
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kib| kib * 1024.0);
+    match available {
+        Some(avail) if need > 0.8 * avail => Err(Error::InvalidArgument {
+            name: "dim",
+            reason: format!(
+                "--dim {dim} with {tasks} tasks of the {} family needs about {:.1} GiB; {:.1} GiB are available",
+                family.id(),
+                need / 2f64.powi(30),
+                avail / 2f64.powi(30)
+            ),
+        }),
+        _ => Ok(()),
     }
-    Ok(Some(a))
 }
 
 fn family(name: &str) -> Result<Family> {
@@ -119,26 +160,23 @@ fn outer(a: &Args) -> Result<Box<dyn Optimizer<DVector<f64>>>> {
         weight_decay: a.weight_decay,
         ..AdamWConfig::default()
     };
-    Ok(match a.outer.as_str() {
-        "sgd" => Box::new(Sgd::new(a.lr)?),
-        "adamw" => Box::new(AdamW::new(cfg)?),
-        "nadam" => Box::new(NormalizedAdam::new(cfg)?),
-        other => {
-            return Err(Error::InvalidArgument {
-                name: "outer",
-                reason: format!("unknown optimizer `{other}` (sgd, adamw, nadam)"),
-            })
-        }
+    Ok(match a.outer {
+        Outer::Sgd => Box::new(Sgd::new(a.lr)?),
+        Outer::Adamw => Box::new(AdamW::new(cfg)?),
+        Outer::Nadam => Box::new(NormalizedAdam::new(cfg)?),
     })
 }
 
 fn run(a: &Args) -> Result<()> {
-    let dist = TaskDistribution::new(family(&a.family)?, a.dim, a.spread)?;
+    let fam = family(&a.family)?;
+    let (dim, n_tasks, n_held) = (a.dim as usize, a.tasks as usize, a.held_out as usize);
+    check_memory(&fam, dim, n_tasks + n_held + 1)?;
+    let dist = TaskDistribution::new(fam, dim, a.spread)?;
     let mut rng = rng_for(a.seed, "nexus_run");
-    let mut tasks: Vec<BoxedTask> = dist.sample_many(a.tasks, &mut rng)?;
-    let held_out = dist.sample_many(a.held_out.max(1), &mut rng)?;
+    let mut tasks: Vec<BoxedTask> = dist.sample_many(n_tasks, &mut rng)?;
+    let held_out = dist.sample_many(n_held, &mut rng)?;
     let cfg = NexusConfig {
-        inner_steps: a.k.unwrap_or(a.tasks),
+        inner_steps: a.k.map_or(n_tasks, |k| k as usize),
         inner_lr: a.gamma,
         inner_step: if a.dot {
             InnerStep::Raw
@@ -154,7 +192,7 @@ fn run(a: &Args) -> Result<()> {
     let mut nexus = Nexus::new(cfg, outer(a)?)?;
     let mut x = dist.center.clone() * 0.0;
     println!(
-        "seed {} family {} d {} tasks {} K {} gamma {} outer {} lr {}",
+        "seed {} family {} d {} tasks {} K {} gamma {} outer {:?} lr {}",
         a.seed, a.family, a.dim, a.tasks, cfg.inner_steps, a.gamma, a.outer, a.lr
     );
     println!(
@@ -162,7 +200,7 @@ fn run(a: &Args) -> Result<()> {
         "step", "train_loss", "cosine", "closeness", "heldout"
     );
     for step in 0..=a.steps {
-        if step % a.every.max(1) == 0 || step == a.steps {
+        if step % a.every == 0 || step == a.steps {
             let cos =
                 mean_pairwise_cosine(&tasks, &x)?.map_or("-".to_string(), |c| format!("{c:.5}"));
             println!(
@@ -180,5 +218,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    nexus_lab::cli::finish("nexus_run", USAGE, parse(std::env::args().skip(1)), run)
+    nexus_lab::cli::finish("nexus_run", run(&Args::parse()))
 }

@@ -8,7 +8,7 @@
 //! `figures/REPORT.md` (and the README's table). Runs go to `target/pretrain-runs/`.
 //!
 //! ```text
-//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 10 seeds, ~30 min on 2 cores
+//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 10 seeds, ~5 min on 2 cores
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! ```
@@ -311,7 +311,7 @@ fn run(a: &Args) -> Result<()> {
     report::write_json(&rep, &a.out)?;
     report::draw_figure(&rep, &a.out.join("llama-pretrain.png"))?;
     let all = report::load_all(&a.out)?;
-    report::write_summary(&all, &a.out, 20_260_409, false)?;
+    report::write_summary(&all, &a.out)?;
     if a.out == Path::new("figures") {
         report::update_readme(Path::new("README.md"), &all)?;
     }
@@ -319,64 +319,45 @@ fn run(a: &Args) -> Result<()> {
     Ok(())
 }
 
-fn parse(mut it: impl Iterator<Item = String>) -> std::result::Result<Args, String> {
-    let mut a = Args {
-        quick: false,
-        seeds: 10,
-        steps: 300,
-        preset: "tiny".into(),
-        device: "cpu".into(),
-        out: PathBuf::from("figures"),
-    };
-    let mut steps = None;
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--quick" => a.quick = true,
-            "--seeds" => {
-                a.seeds = val()?
-                    .parse()
-                    .map_err(|_| "--seeds: not a number".to_string())?
-            }
-            "--steps" => {
-                steps = Some(
-                    val()?
-                        .parse()
-                        .map_err(|_| "--steps: not a number".to_string())?,
-                )
-            }
-            "--preset" => a.preset = val()?,
-            "--device" => a.device = val()?,
-            "--out" => a.out = PathBuf::from(val()?),
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    if a.quick {
-        a.seeds = a.seeds.min(2);
-        a.steps = 40;
-    }
-    if let Some(s) = steps {
-        a.steps = s;
-    }
-    if a.seeds < 2 || a.steps < 6 {
-        return Err("need at least 2 seeds and 6 steps".into());
-    }
-    Ok(a)
+/// AdamW against Nexus, its ablations and Muon on the synthetic languages, several seeds.
+#[derive(clap::Parser)]
+#[command(version)]
+struct Cli {
+    /// A fast smoke pass: 2 seeds, 40 steps (unless given).
+    #[arg(long)]
+    quick: bool,
+    /// Training seeds per variant (>= 2, for paired intervals).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    seeds: Option<u64>,
+    /// Outer steps per run (>= 6).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(6..))]
+    steps: Option<u64>,
+    /// Model size: micro, tiny, small or base.
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    device: String,
+    /// Output folder for the report and figure.
+    #[arg(long, default_value = "figures", value_parser = nexus_lab::cli::output_dir)]
+    out: PathBuf,
 }
 
 fn main() -> ExitCode {
     nexus_lab::llama::configure_cpu(None);
-    match parse(std::env::args().skip(1)) {
-        Err(msg) => {
-            eprintln!("pretrain: {msg}");
-            ExitCode::from(2)
-        }
-        Ok(a) => match run(&a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("pretrain: {e}");
-                ExitCode::from(2)
-            }
-        },
-    }
+    let c = <Cli as clap::Parser>::parse();
+    let a = Args {
+        quick: c.quick,
+        seeds: c.seeds.map_or(if c.quick { 2 } else { 10 }, |s| s as usize),
+        steps: c
+            .steps
+            .map_or(if c.quick { 40 } else { 300 }, |s| s as usize),
+        preset: c.preset,
+        device: c.device,
+        out: c.out,
+    };
+    // Bad settings fail before the first of the runs, not after the last.
+    let checked = nexus_lab::llama::LlamaConfig::preset(&a.preset)
+        .and_then(|_| nexus_lab::cli::check_writable(&a.out));
+    nexus_lab::cli::finish("pretrain", checked.and_then(|()| run(&a)))
 }

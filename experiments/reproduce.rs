@@ -9,81 +9,58 @@
 //! (written with REPORT.md from all reports) lists them and any verdict that changes.
 //! Bad input prints a message and exits with code 2.
 
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nexus_lab::claims::{self, Claim, Settings};
 use nexus_lab::report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: reproduce [--quick] [--only <claim-id>]... [--seed <u64>] [--seeds <n>] [--out <dir>]\n\
-  --quick        smaller grids and Monte Carlo sizes\n\
-  --only <id>    evaluate only this claim (repeatable); REPORT.md still lists every claim with a report\n\
-  --seed <u64>   master seed (default 20260409)\n\
-  --seeds <n>    also evaluate at n - 1 further master seeds, recorded in SEEDS.md (default 5)\n\
-  --out <dir>    output folder (default figures; only then is README.md's verdict table updated)";
 const DEFAULT_OUT: &str = "figures";
 
+/// Evaluates the paper's claims and regenerates REPORT.md, CORRECTIONS.md, SEEDS.md, the JSON
+/// reports and the figures.
+#[derive(Parser)]
+#[command(version, allow_negative_numbers = true)]
 struct Args {
-    settings: Settings,
-    seeds: usize,
+    /// Smaller grids and Monte Carlo sizes.
+    #[arg(long)]
+    quick: bool,
+    /// Evaluate only this claim (repeatable); REPORT.md still lists every claim with a report.
+    #[arg(long, value_name = "CLAIM-ID")]
     only: Vec<String>,
+    /// Master seed.
+    #[arg(long, default_value_t = Settings::default().seed)]
+    seed: u64,
+    /// Also evaluate at n - 1 further master seeds, recorded in SEEDS.md.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Output folder (only for the default is README.md's verdict table updated).
+    #[arg(long, default_value = DEFAULT_OUT, value_parser = nexus_lab::cli::output_dir)]
     out: PathBuf,
 }
 
-fn parse(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut args = Args {
-        settings: Settings::default(),
-        seeds: 5,
-        only: Vec::new(),
-        out: PathBuf::from(DEFAULT_OUT),
-    };
-    let mut argv = argv;
-    while let Some(a) = argv.next() {
-        match a.as_str() {
-            "--quick" => args.settings.quick = true,
-            "--only" => args
-                .only
-                .push(argv.next().ok_or("--only needs a claim id")?),
-            "--seed" => {
-                let v = argv.next().ok_or("--seed needs a value")?;
-                args.settings.seed = v
-                    .parse()
-                    .map_err(|_| format!("--seed must be a non-negative integer, got `{v}`"))?;
-            }
-            "--seeds" => {
-                let v = argv.next().ok_or("--seeds needs a value")?;
-                args.seeds = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("--seeds must be a positive integer, got `{v}`"))?;
-            }
-            "--out" => args.out = PathBuf::from(argv.next().ok_or("--out needs a directory")?),
-            "-h" | "--help" => return Ok(None),
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    if args.out.as_os_str().is_empty() {
-        return Err("--out must name a directory".into());
-    }
-    let mut seen = std::collections::HashSet::new();
-    args.only.retain(|id| seen.insert(id.clone()));
-    Ok(Some(args))
-}
-
 fn run(args: &Args) -> nexus_lab::Result<()> {
-    let selected: Vec<Box<dyn Claim>> = if args.only.is_empty() {
+    nexus_lab::cli::check_writable(&args.out)?;
+    let mut only = args.only.clone();
+    let mut seen = std::collections::HashSet::new();
+    only.retain(|id| seen.insert(id.clone())); // a repeated --only runs once
+    let selected: Vec<Box<dyn Claim>> = if only.is_empty() {
         claims::registry()
     } else {
-        args.only
-            .iter()
+        only.iter()
             .map(|id| claims::find(id))
             .collect::<nexus_lab::Result<_>>()?
+    };
+    let base = Settings {
+        seed: args.seed,
+        quick: args.quick,
+        ..Settings::default()
     };
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    let seeds = claims::replication_seeds(args.settings.seed, args.seeds);
+    let seeds = claims::replication_seeds(base.seed, args.seeds as usize);
     for claim in &selected {
         let mut replications = Vec::new();
         let mut primary = None;
@@ -91,10 +68,7 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
             let bar = ProgressBar::new(0)
                 .with_style(style.clone())
                 .with_prefix(claim.id());
-            let settings = Settings {
-                seed,
-                ..args.settings
-            };
+            let settings = Settings { seed, ..base };
             let r = claim.evaluate(&settings, &bar)?;
             bar.finish_and_clear();
             replications.push(report::Replication {
@@ -130,7 +104,7 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
         report::write_json(r, &args.out)?;
         report::draw_figure(r, &args.out.join(format!("{}.png", r.id)))?;
     }
-    report::write_summary(&all, &args.out, args.settings.seed, args.settings.quick)?;
+    report::write_summary(&all, &args.out)?;
     // The README's table mirrors the committed figures/ only; runs elsewhere leave it alone.
     if args.out == std::path::Path::new(DEFAULT_OUT) {
         report::update_readme(std::path::Path::new("README.md"), &all)?;
@@ -139,5 +113,5 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
 }
 
 fn main() -> ExitCode {
-    nexus_lab::cli::finish("reproduce", USAGE, parse(std::env::args().skip(1)), run)
+    nexus_lab::cli::finish("reproduce", run(&Args::parse()))
 }

@@ -1,58 +1,189 @@
 //! Trains a Llama with AdamW, Nexus or an ablation on the built-in synthetic languages or on
-//! user files, with metrics in `<out>/metrics.jsonl` and a checkpoint in `<out>/checkpoint`.
+//! user files, with metrics in `<out>/metrics.jsonl` and crash-safe checkpoints in
+//! `<out>/checkpoints/` (see `src/llama/checkpoint.rs`).
 //!
 //! ```text
 //! cargo run --release --bin train -- --variant nexus --steps 200 --out runs/nexus
 //! cargo run --release --bin train -- --config run.toml --out runs/a
 //! cargo run --release --bin train -- --source code=data/code.txt --held-out prose=data/prose.jsonl
-//! cargo run --release --bin train -- --resume --out runs/nexus
+//! cargo run --release --bin train -- --resume --steps 400 --out runs/nexus   # continue, extended
 //! ```
-//! Bad input prints a message and exits with code 2.
+//! One process per `--out` (a lock); a folder holding a run is continued with `--resume` or
+//! replaced with `--force`, never overwritten silently. Bad input prints one line naming the
+//! flag, file or key and exits with code 2.
 
 use candle_core::{DType, Device};
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use nexus_lab::llama::{FileSource, TrainConfig, Trainer};
+use nexus_lab::llama::{
+    FileSource, Precision, ResumeRequest, Schedule, TrainConfig, Trainer, Variant,
+};
 use nexus_lab::{Error, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: train [--config FILE.toml] [--preset micro|tiny|small|base] [--variant adamw|nexus|nexus-dot|nsgd|random]
-  [--steps N] [--accum K] [--micro-batch B] [--seq-len T] [--lr LR] [--inner-lr GAMMA] [--weight-decay WD]
-  [--schedule constant|cosine|wsd] [--warmup N] [--seed S] [--eval-every N] [--checkpoint-every N]
-  [--languages K] [--held-out-languages H] [--language-spread S] [--skill arithmetic|brackets|recall]...
-  [--source NAME=PATH[:WEIGHT]]... [--held-out NAME=PATH]... [--device cpu|cuda]
-  [--dtype f32|bf16 (bf16: bf16 compute, f32 master weights)] [--hyper paper] [--out DIR] [--resume]";
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DeviceName {
+    Cpu,
+    Cuda,
+}
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Hyper {
+    /// The paper's 1B hyperparameters (Table 6): lr 2e-3, gamma 0.01, weight decay 0.2,
+    /// clipping 1.0, warmup-stable-decay.
+    Paper,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScheduleName {
+    Constant,
+    Cosine,
+    Wsd,
+}
+
+/// Trains a byte-level Llama with AdamW, Nexus or an ablation.
+#[derive(Parser, Debug)]
+#[command(version, allow_negative_numbers = true)]
 struct Args {
-    cfg: TrainConfig,
+    /// A TOML file with any subset of the settings below (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// micro, tiny, small or base.
+    #[arg(long)]
+    preset: Option<String>,
+    /// adamw, nexus, nexus-dot, nsgd, random, muon or muon+nexus.
+    #[arg(long)]
+    variant: Option<Variant>,
+    /// Outer steps (with --resume: the new total).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: Option<u64>,
+    /// Micro-batches per outer step (Nexus's K).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    accum: Option<u64>,
+    /// Sequences per micro-batch.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    micro_batch: Option<u64>,
+    /// Tokens per sequence.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    seq_len: Option<u64>,
+    /// Peak outer learning rate (>= 0).
+    #[arg(long, value_parser = non_negative)]
+    lr: Option<f64>,
+    /// Nexus's inner step gamma (> 0).
+    #[arg(long, value_parser = positive)]
+    inner_lr: Option<f64>,
+    /// Muon's learning rate (>= 0).
+    #[arg(long, value_parser = non_negative)]
+    muon_lr: Option<f64>,
+    /// Decoupled weight decay (>= 0).
+    #[arg(long, value_parser = non_negative)]
+    weight_decay: Option<f64>,
+    /// Global norm clip (> 0).
+    #[arg(long, value_parser = positive)]
+    clip: Option<f64>,
+    /// Linear warmup steps.
+    #[arg(long)]
+    warmup: Option<u64>,
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleName>,
+    /// Share of the run the WSD schedule decays over (0 to 1).
+    #[arg(long, value_parser = fraction)]
+    decay_fraction: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    eval_every: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: Option<u64>,
+    /// Built-in synthetic training languages.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    languages: Option<u64>,
+    /// Built-in held-out languages.
+    #[arg(long)]
+    held_out_languages: Option<u64>,
+    /// How different the languages are (>= 0).
+    #[arg(long, value_parser = non_negative)]
+    language_spread: Option<f64>,
+    /// A skill source: arithmetic, brackets or recall (repeatable).
+    #[arg(long)]
+    skill: Vec<String>,
+    /// A training source NAME=PATH[:WEIGHT] (repeatable).
+    #[arg(long, value_parser = file_source)]
+    source: Vec<FileSource>,
+    /// A held-out source NAME=PATH (repeatable).
+    #[arg(long, value_parser = file_source)]
+    held_out: Vec<FileSource>,
+    /// Compute precision: f32, or bf16 (bf16 compute, f32 master weights and optimizer state).
+    #[arg(long)]
+    dtype: Option<Precision>,
+    /// A hyperparameter preset, applied after the other settings.
+    #[arg(long, value_enum)]
+    hyper: Option<Hyper>,
+    #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
+    device: DeviceName,
+    /// The run folder.
+    #[arg(long, default_value = "runs/default", value_parser = nexus_lab::cli::output_dir)]
     out: PathBuf,
+    /// Continue the run in --out (more --steps, new --eval-every or --checkpoint-every may be
+    /// given; anything else must match the checkpoint).
+    #[arg(long)]
     resume: bool,
-    device: String,
+    /// Replace a run already in --out.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
 
-fn value(flag: &str, v: Option<String>) -> Result<String> {
-    v.ok_or_else(|| Error::InvalidArgument {
-        name: "argument",
-        reason: format!("{flag} needs a value"),
+fn finite(s: &str) -> std::result::Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("must be finite, got {x}"))
+    }
+}
+
+fn positive(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(|x| {
+        if x > 0.0 {
+            Ok(x)
+        } else {
+            Err(format!("must be > 0, got {x}"))
+        }
     })
 }
 
-fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
-    let v = value(flag, v)?;
-    v.parse().map_err(|_| Error::InvalidArgument {
-        name: "argument",
-        reason: format!("{flag}: cannot parse `{v}`"),
+fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(|x| {
+        if x >= 0.0 {
+            Ok(x)
+        } else {
+            Err(format!("must be >= 0, got {x}"))
+        }
     })
 }
 
-fn file_source(spec: &str) -> Result<FileSource> {
-    let (name, rest) = spec.split_once('=').ok_or_else(|| Error::InvalidArgument {
-        name: "source",
-        reason: format!("expected NAME=PATH[:WEIGHT], got `{spec}`"),
-    })?;
+fn fraction(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(|x| {
+        if (0.0..=1.0).contains(&x) {
+            Ok(x)
+        } else {
+            Err(format!("must be in [0, 1], got {x}"))
+        }
+    })
+}
+
+fn file_source(spec: &str) -> std::result::Result<FileSource, String> {
+    let (name, rest) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH[:WEIGHT], got `{spec}`"))?;
     let (path, weight) = match rest.rsplit_once(':') {
-        Some((p, w)) if w.parse::<f64>().is_ok() => (p, w.parse().unwrap_or(1.0)),
-        _ => (rest, 1.0),
+        Some((p, w)) => match w.parse::<f64>() {
+            Ok(w) if w.is_finite() && w >= 0.0 => (p, w),
+            Ok(w) => return Err(format!("weight must be finite and >= 0, got {w}")),
+            Err(_) => (rest, 1.0),
+        },
+        None => (rest, 1.0),
     };
     Ok(FileSource {
         name: name.into(),
@@ -61,108 +192,113 @@ fn file_source(spec: &str) -> Result<FileSource> {
     })
 }
 
-fn parse(argv: Vec<String>) -> Result<Option<Args>> {
-    // A config file first, so that flags override it whatever their order.
-    let mut cfg = match argv.iter().position(|a| a == "--config") {
-        Some(i) => {
-            TrainConfig::from_toml(&PathBuf::from(value("--config", argv.get(i + 1).cloned())?))?
-        }
-        None => TrainConfig::default(),
+/// The configuration the flags and the config file describe, and the fields they set.
+fn requested(a: &Args) -> Result<(TrainConfig, Vec<String>)> {
+    let (mut cfg, mut given) = match &a.config {
+        Some(path) => TrainConfig::from_toml_with_keys(path)?,
+        None => (TrainConfig::default(), Vec::new()),
     };
-    let mut a = Args {
-        cfg: TrainConfig::default(),
-        out: PathBuf::from("runs/default"),
-        resume: false,
-        device: "cpu".into(),
-    };
-    let mut paper = false;
-    let mut it = argv.into_iter();
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--config" => {
-                it.next();
+    let mut set = |field: &str| given.push(field.to_string());
+    macro_rules! flag {
+        ($field:ident) => {
+            if let Some(v) = a.$field.clone() {
+                cfg.$field = v.into();
+                set(stringify!($field));
             }
-            "--preset" => cfg.preset = value(&flag, it.next())?,
-            "--variant" => cfg.variant = value(&flag, it.next())?.parse()?,
-            "--steps" => cfg.steps = num(&flag, it.next())?,
-            "--accum" => cfg.accum = num(&flag, it.next())?,
-            "--micro-batch" => cfg.micro_batch = num(&flag, it.next())?,
-            "--seq-len" => cfg.seq_len = num(&flag, it.next())?,
-            "--lr" => cfg.lr = num(&flag, it.next())?,
-            "--inner-lr" => cfg.inner_lr = num(&flag, it.next())?,
-            "--weight-decay" => cfg.weight_decay = num(&flag, it.next())?,
-            "--warmup" => cfg.warmup = num(&flag, it.next())?,
-            "--schedule" => {
-                let v = value(&flag, it.next())?;
-                cfg.schedule = serde_json::from_value(serde_json::Value::String(v.clone()))
-                    .map_err(|_| Error::InvalidArgument {
-                        name: "schedule",
-                        reason: format!("unknown schedule `{v}` (constant, cosine, wsd)"),
-                    })?;
+        };
+        ($field:ident as usize) => {
+            if let Some(v) = a.$field {
+                cfg.$field = v as usize;
+                set(stringify!($field));
             }
-            "--seed" => cfg.seed = num(&flag, it.next())?,
-            "--eval-every" => cfg.eval_every = num(&flag, it.next())?,
-            "--checkpoint-every" => cfg.checkpoint_every = num(&flag, it.next())?,
-            "--languages" => cfg.languages = num(&flag, it.next())?,
-            "--held-out-languages" => cfg.held_out_languages = num(&flag, it.next())?,
-            "--language-spread" => cfg.language_spread = num(&flag, it.next())?,
-            "--skill" => cfg.skills.push(value(&flag, it.next())?),
-            "--source" => cfg.sources.push(file_source(&value(&flag, it.next())?)?),
-            "--held-out" => cfg.held_out.push(file_source(&value(&flag, it.next())?)?),
-            "--device" => a.device = value(&flag, it.next())?,
-            "--dtype" => cfg.precision = value(&flag, it.next())?.parse()?,
-            "--hyper" => match value(&flag, it.next())?.as_str() {
-                "paper" => paper = true,
-                other => {
-                    return Err(Error::InvalidArgument {
-                        name: "hyper",
-                        reason: format!("unknown hyperparameter preset `{other}` (paper)"),
-                    })
-                }
-            },
-            "--out" => a.out = PathBuf::from(value(&flag, it.next())?),
-            "--resume" => a.resume = true,
-            "-h" | "--help" => return Ok(None),
-            other => {
-                return Err(Error::InvalidArgument {
-                    name: "argument",
-                    reason: format!("unknown argument `{other}`"),
-                })
-            }
-        }
+        };
     }
-    if paper {
-        // After the other flags, so that it sees the final step count.
+    flag!(preset);
+    flag!(variant);
+    flag!(steps as usize);
+    flag!(accum as usize);
+    flag!(micro_batch as usize);
+    flag!(seq_len as usize);
+    flag!(lr);
+    flag!(inner_lr);
+    flag!(muon_lr);
+    flag!(weight_decay);
+    flag!(clip);
+    flag!(warmup as usize);
+    flag!(decay_fraction);
+    flag!(seed);
+    flag!(eval_every as usize);
+    flag!(checkpoint_every as usize);
+    flag!(languages as usize);
+    flag!(held_out_languages as usize);
+    flag!(language_spread);
+    if let Some(p) = a.dtype {
+        cfg.precision = p;
+        set("precision");
+    }
+    if let Some(s) = a.schedule {
+        cfg.schedule = match s {
+            ScheduleName::Constant => Schedule::Constant,
+            ScheduleName::Cosine => Schedule::Cosine,
+            ScheduleName::Wsd => Schedule::Wsd,
+        };
+        set("schedule");
+    }
+    if !a.skill.is_empty() {
+        cfg.skills.extend(a.skill.iter().cloned());
+        set("skills");
+    }
+    if !a.source.is_empty() {
+        cfg.sources.extend(a.source.iter().cloned());
+        set("sources");
+    }
+    if !a.held_out.is_empty() {
+        cfg.held_out.extend(a.held_out.iter().cloned());
+        set("held_out");
+    }
+    if a.hyper == Some(Hyper::Paper) {
+        // After the other settings, so that it sees the final step count.
         cfg = cfg.with_paper_hyperparameters();
+        for f in [
+            "lr",
+            "inner_lr",
+            "weight_decay",
+            "clip",
+            "schedule",
+            "warmup",
+            "decay_fraction",
+        ] {
+            set(f);
+        }
     }
     cfg.validate()?;
-    a.cfg = cfg;
-    Ok(Some(a))
+    Ok((cfg, given))
 }
 
-fn device(name: &str) -> Result<Device> {
+fn device(name: DeviceName) -> Result<Device> {
     match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).map_err(|e| Error::InvalidArgument {
+        DeviceName::Cpu => Ok(Device::Cpu),
+        DeviceName::Cuda => Device::new_cuda(0).map_err(|e| Error::InvalidArgument {
             name: "device",
             reason: format!("cuda unavailable ({e}); build with --features cuda"),
-        }),
-        other => Err(Error::InvalidArgument {
-            name: "device",
-            reason: format!("unknown device `{other}` (cpu, cuda)"),
         }),
     }
 }
 
 fn run(a: &Args) -> Result<()> {
     nexus_lab::llama::configure_cpu(None);
-    let dev = device(&a.device)?;
+    let (cfg, given) = requested(a)?;
+    let dev = device(a.device)?;
     // Parameters, gradients and optimizer state are f32; `--dtype bf16` sets the compute precision.
     let dtype = DType::F32;
     let mut trainer = if a.resume {
-        Trainer::resume(&a.out, &dev, dtype)?
+        let request = ResumeRequest {
+            config: Some(cfg),
+            given,
+        };
+        Trainer::resume_with(&a.out, &dev, dtype, &request)?
     } else {
-        Trainer::new(a.cfg.clone(), &a.out, &dev, dtype)?
+        Trainer::create(cfg, &a.out, &dev, dtype, a.force)?
     };
     eprintln!(
         "train: {} parameters, variant {:?}, step {} of {}, out {}",
@@ -194,10 +330,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    nexus_lab::cli::finish(
-        "train",
-        USAGE,
-        parse(std::env::args().skip(1).collect()),
-        run,
-    )
+    nexus_lab::cli::finish("train", run(&Args::parse()))
 }

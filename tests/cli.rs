@@ -15,17 +15,18 @@ fn reproduce(args: &[&str]) -> std::process::Output {
 fn bad_input_exits_with_code_2_and_a_message() {
     for (args, needle) in [
         (vec!["--only", "thm-9.9"], "unknown claim id"),
-        (vec!["--bogus"], "unknown argument"),
-        (vec!["--seed", "-3"], "--seed must be"),
-        (vec!["--seed"], "--seed needs a value"),
-        (vec!["--only"], "--only needs a claim id"),
-        (vec!["--seeds", "0"], "--seeds must be a positive integer"),
-        (vec!["--out", ""], "--out must name a directory"),
+        (vec!["--bogus"], "--bogus"),
+        (vec!["--seed", "-3"], "--seed"),
+        (vec!["--seed"], "--seed"),
+        (vec!["--only"], "--only"),
+        (vec!["--seeds", "0"], "--seeds"),
+        (vec!["--out", ""], "--out"),
     ] {
         let out = reproduce(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: stderr was {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
 
@@ -101,15 +102,15 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn nexus_run_rejects_bad_input_with_code_2() {
     for (args, needle) in [
-        (vec!["--K", "0"], "inner steps must be at least 1"),
-        (vec!["--gamma", "0"], "inner step size"),
-        (vec!["--gamma", "-0.5"], "inner step size"),
-        (vec!["--spread", "-1"], "spread"),
+        (vec!["--K", "0"], "--K"),
+        (vec!["--gamma", "0"], "--gamma"),
+        (vec!["--gamma", "-0.5"], "must be > 0"),
+        (vec!["--spread", "-1"], "--spread"),
         (vec!["--gamma", "NaN"], "must be finite"),
         (vec!["--lr", "inf"], "must be finite"),
         (vec!["--family", "cubic"], "unknown family"),
-        (vec!["--outer", "lion"], "unknown optimizer"),
-        (vec!["--tasks", "two"], "cannot parse"),
+        (vec!["--outer", "lion"], "--outer"),
+        (vec!["--tasks", "two"], "--tasks"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_nexus_run"))
             .args(&args)

@@ -580,12 +580,22 @@ impl Llama {
 
     /// Loads parameters saved by [`Llama::save`] (names must match).
     pub fn load_params(&self, dir: &std::path::Path) -> Result<()> {
-        let map = candle_core::safetensors::load(dir.join("model.safetensors"), &self.device)?;
+        let path = dir.join("model.safetensors");
+        let map = candle_core::safetensors::load(&path, &self.device)
+            .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
         let mut tensors = Vec::new();
-        for name in &self.names {
+        for (name, var) in self.names.iter().zip(&self.vars) {
             let t = map
                 .get(name)
-                .ok_or_else(|| Error::Data(format!("checkpoint lacks `{name}`")))?;
+                .ok_or_else(|| Error::Data(format!("{}: no `{name}`", path.display())))?;
+            if t.dims() != var.dims() {
+                return Err(Error::Data(format!(
+                    "{}: `{name}` has shape {:?}, the model's is {:?}",
+                    path.display(),
+                    t.dims(),
+                    var.dims()
+                )));
+            }
             tensors.push(t.to_dtype(self.dtype)?);
         }
         self.set_params(&TensorParams { tensors })

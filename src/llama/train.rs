@@ -207,12 +207,34 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a TOML file; unknown keys and bad values are errors that name them.
     pub fn from_toml(path: &Path) -> Result<Self> {
+        Ok(Self::from_toml_with_keys(path)?.0)
+    }
+
+    /// [`TrainConfig::from_toml`], and the keys the file sets.
+    pub fn from_toml_with_keys(path: &Path) -> Result<(Self, Vec<String>)> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Data(format!("cannot read config {}: {e}", path.display())))?;
-        let cfg: Self = toml::from_str(&text)
-            .map_err(|e| Error::Data(format!("config {}: {}", path.display(), e.message())))?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| {
+            // Name the key on the line the parser points at, so the message fits on one line.
+            let key = e.span().and_then(|span| {
+                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                let src = text.lines().nth(line - 1)?;
+                let key = src.split('=').next()?.trim();
+                Some(format!(" key `{key}` (line {line}):"))
+            });
+            Error::Data(format!(
+                "config {}:{} {}",
+                path.display(),
+                key.unwrap_or_default(),
+                e.message().trim()
+            ))
+        })?;
         cfg.validate()?;
-        Ok(cfg)
+        let keys = text
+            .parse::<toml::Table>()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok((cfg, keys))
     }
 
     /// The paper's optimizer hyperparameters for its 1B runs (Sec. 14.1, Table 6): outer
@@ -244,6 +266,7 @@ impl TrainConfig {
         })?;
         for (name, v) in [
             ("lr", self.lr),
+            ("muon_lr", self.muon_lr),
             ("weight_decay", self.weight_decay),
             ("decay_fraction", self.decay_fraction),
         ] {

@@ -389,11 +389,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::Io {
+    // The old file stays whole until the rename; a failed write leaves no `.tmp` behind.
+    let written = (|| {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })()
+    .map_err(|e| Error::Io {
         path: tmp.display().to_string(),
         source: e,
-    })?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
+    .and_then(|()| std::fs::rename(&tmp, path).map_err(io));
+    if written.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    written
 }
 
 /// Every report in `dir/reports/`: the registered claims in registry order, then any other

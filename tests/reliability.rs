@@ -1,0 +1,370 @@
+//! Runs and command lines that never lose work: a training process killed at every point of
+//! the checkpoint protocol resumes bit-identically and keeps checkpointing; one process per run
+//! folder; `--resume` changes only what is safe and names what it refuses; a damaged
+//! checkpoint is an error naming the file and the entry; bad flags exit with code 2 and one
+//! line, never a panic.
+
+use nexus_lab::llama::checkpoint::FAILPOINTS;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nexus-lab-rel-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    d
+}
+
+/// A six-step micro run checkpointing every two steps.
+fn train(out: &Path, extra: &[&str], failpoint: Option<&str>) -> Output {
+    train_steps(out, 6, extra, failpoint)
+}
+
+fn train_steps(out: &Path, steps: u32, extra: &[&str], failpoint: Option<&str>) -> Output {
+    let mut c = Command::new(TRAIN);
+    c.args([
+        "--preset",
+        "micro",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "100",
+    ])
+    .args(["--steps", &steps.to_string()])
+    .args([
+        "--accum",
+        "2",
+        "--micro-batch",
+        "2",
+        "--seq-len",
+        "8",
+        "--out",
+    ])
+    .arg(out)
+    .args(extra)
+    .env("RAYON_NUM_THREADS", "1")
+    .env("RUST_BACKTRACE", "1");
+    match failpoint {
+        Some(f) => c.env("NEXUS_LAB_FAILPOINT", f),
+        None => c.env_remove("NEXUS_LAB_FAILPOINT"),
+    };
+    c.output().expect("train runs")
+}
+
+fn resume(out: &Path, extra: &[&str]) -> Output {
+    Command::new(TRAIN)
+        .args(["--resume", "--out"])
+        .arg(out)
+        .args(extra)
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("NEXUS_LAB_FAILPOINT")
+        .output()
+        .expect("train runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn checkpoint_of(out: &Path) -> PathBuf {
+    nexus_lab::llama::checkpoint_dir(out).expect("a checkpoint")
+}
+
+/// The final model and metrics of a run: what bit-identical resumption must reproduce.
+fn outcome(out: &Path) -> (Vec<u8>, String) {
+    (
+        std::fs::read(checkpoint_of(out).join("model.safetensors")).unwrap(),
+        std::fs::read_to_string(out.join("metrics.jsonl")).unwrap(),
+    )
+}
+
+#[test]
+fn a_kill_at_every_point_of_the_checkpoint_protocol_resumes_bit_identically() {
+    let reference = scratch("reference");
+    let o = train(&reference, &[], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = outcome(&reference);
+    // The second checkpoint (step 4) is killed at each point; for the points after its folder
+    // is complete, also the first (step 2).
+    let mut cases: Vec<String> = FAILPOINTS.iter().map(|p| format!("{p}@2")).collect();
+    cases.extend(FAILPOINTS[2..].iter().map(|p| format!("{p}@1")));
+    for case in &cases {
+        let out = scratch("kill");
+        let killed = train(&out, &[], Some(case));
+        assert!(
+            !killed.status.success(),
+            "{case}: the failpoint did not stop the run"
+        );
+        let resumed = resume(&out, &[]);
+        assert!(
+            resumed.status.success(),
+            "{case}: resume failed: {}",
+            stderr(&resumed)
+        );
+        assert_eq!(outcome(&out), expected, "{case}: the resumed run differs");
+        // Later checkpoints succeeded and the leftovers are gone: one complete checkpoint.
+        let left: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["step-00000006".to_string()], "{case}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("latest")).unwrap().trim(),
+            "step-00000006"
+        );
+        assert!(!out.join("latest.tmp").exists(), "{case}");
+        std::fs::remove_dir_all(out).ok();
+    }
+    std::fs::remove_dir_all(reference).ok();
+}
+
+#[test]
+fn one_process_per_run_folder_and_no_silent_overwrite() {
+    let out = scratch("lock");
+    let o = train(&out, &[], None);
+    assert!(o.status.success());
+    // A folder holding a run is refused without --resume or --force.
+    let again = train(&out, &["--seed", "7"], None);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("holds a run already"),
+        "{}",
+        stderr(&again)
+    );
+    let forced = train(&out, &["--seed", "7", "--force"], None);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let steps: Vec<u64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("loss").is_some())
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        vec![1, 2, 3, 4, 5, 6],
+        "the replaced run's metrics are its own"
+    );
+    // While a process holds the folder, a second one gets a clear error.
+    let lock = nexus_lab::llama::checkpoint::RunLock::acquire(&out).unwrap();
+    let second = resume(&out, &["--steps", "8"]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        stderr(&second).contains("in use by another training process"),
+        "{}",
+        stderr(&second)
+    );
+    drop(lock);
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn resume_extends_the_run_and_refuses_what_cannot_change() {
+    let out = scratch("resume");
+    assert!(train(&out, &[], None).status.success());
+    let refused = resume(&out, &["--seed", "9"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let msg = stderr(&refused);
+    assert!(
+        msg.contains("`seed` cannot change on resume") && msg.lines().count() == 1,
+        "{msg}"
+    );
+    let back = resume(&out, &["--steps", "4"]);
+    assert!(stderr(&back).contains("would go back"), "{}", stderr(&back));
+    let extended = resume(&out, &["--steps", "8"]);
+    assert!(extended.status.success(), "{}", stderr(&extended));
+    assert!(checkpoint_of(&out).ends_with("step-00000008"));
+    // Every step logged once, and from step 7 on the learning rate follows the schedule of an
+    // 8-step run: the schedule's end moved with --steps.
+    let straight = scratch("resume-straight");
+    assert!(train_steps(&straight, 8, &[], None).status.success());
+    let lrs = |dir: &Path| -> Vec<(u64, f64)> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("lr").is_some())
+            .map(|v| (v["step"].as_u64().unwrap(), v["lr"].as_f64().unwrap()))
+            .collect()
+    };
+    let (ext, st) = (lrs(&out), lrs(&straight));
+    assert_eq!(
+        ext.iter().map(|x| x.0).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    assert_eq!(&ext[6..], &st[6..]);
+    std::fs::remove_dir_all(out).ok();
+    std::fs::remove_dir_all(straight).ok();
+}
+
+#[test]
+fn damaged_checkpoints_are_errors_that_name_the_file_and_entry() {
+    let out = scratch("damaged");
+    assert!(train(&out, &[], None).status.success());
+    let dir = checkpoint_of(&out);
+    // An edited model shape.
+    let cfg_path = dir.join("config.json");
+    let original = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        original.replace("\"hidden_size\": 8", "\"hidden_size\": 9"),
+    )
+    .unwrap();
+    let o = resume(&out, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("config.json") && stderr(&o).contains("hidden_size"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&cfg_path, original).unwrap();
+    // Optimizer moments missing: an empty tensor file.
+    let opt = dir.join("optimizer.safetensors");
+    let saved = std::fs::read(&opt).unwrap();
+    let empty: std::collections::HashMap<String, candle_core::Tensor> = Default::default();
+    candle_core::safetensors::save(&empty, &opt).unwrap();
+    let o = resume(&out, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("optimizer.safetensors") && stderr(&o).contains("`m.0`"),
+        "{}",
+        stderr(&o)
+    );
+    // A corrupt file.
+    std::fs::write(&opt, b"not a tensor file").unwrap();
+    let o = resume(&out, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("optimizer.safetensors"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&opt, saved).unwrap();
+    assert!(resume(&out, &["--steps", "7"]).status.success());
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// Every binary answers --help and --version, and bad flags exit with code 2 and one line
+/// naming the flag, without a panic or backtrace.
+#[test]
+fn every_binary_uses_clap_and_names_bad_flags() {
+    let bins = [
+        env!("CARGO_BIN_EXE_train"),
+        env!("CARGO_BIN_EXE_reproduce"),
+        env!("CARGO_BIN_EXE_nexus_run"),
+        env!("CARGO_BIN_EXE_pretrain"),
+        env!("CARGO_BIN_EXE_llama_bench"),
+    ];
+    for bin in bins {
+        for flag in ["--help", "--version"] {
+            let o = Command::new(bin).arg(flag).output().unwrap();
+            assert!(o.status.success(), "{bin} {flag}");
+        }
+        let o = Command::new(bin).arg("--no-such-flag").output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bin}");
+        assert!(
+            stderr(&o).contains("--no-such-flag"),
+            "{bin}: {}",
+            stderr(&o)
+        );
+    }
+    let cases: [(&str, &[&str], &str); 8] = [
+        (
+            env!("CARGO_BIN_EXE_llama_bench"),
+            &["--repeats", "0"],
+            "--repeats",
+        ),
+        (env!("CARGO_BIN_EXE_train"), &["--steps", "0"], "--steps"),
+        (
+            env!("CARGO_BIN_EXE_train"),
+            &["--inner-lr", "-1"],
+            "--inner-lr",
+        ),
+        (
+            env!("CARGO_BIN_EXE_train"),
+            &["--muon-lr", "NaN"],
+            "--muon-lr",
+        ),
+        (
+            env!("CARGO_BIN_EXE_nexus_run"),
+            &["--held-out", "0"],
+            "--held-out",
+        ),
+        (
+            env!("CARGO_BIN_EXE_nexus_run"),
+            &["--dim", "100000"],
+            "--dim 100000",
+        ),
+        (env!("CARGO_BIN_EXE_reproduce"), &["--out", ""], "--out"),
+        (env!("CARGO_BIN_EXE_pretrain"), &["--seeds", "0"], "--seeds"),
+    ];
+    for (bin, args, named) in cases {
+        let o = Command::new(bin)
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{bin} {args:?}: {err}");
+        assert!(err.contains(named), "{bin} {args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("stack backtrace"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_toml_type_error_names_the_key() {
+    let dir = scratch("toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.toml");
+    std::fs::write(&path, "preset = \"micro\"\nsteps = \"many\"\n").unwrap();
+    let o = Command::new(TRAIN)
+        .args(["--config"])
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("`steps`") && err.contains("line 2") && err.lines().count() == 1,
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// REPORT.md names the run of each report when they differ, and a failed write leaves no
+/// temporary file.
+#[test]
+fn reports_are_labelled_per_report() {
+    let dir = scratch("labels");
+    let full = {
+        let mut r = nexus_lab::report::load_all(Path::new("figures")).unwrap();
+        r.truncate(2);
+        r
+    };
+    let mut mixed = full.clone();
+    mixed[1].seed = 5;
+    mixed[1].quick = true;
+    nexus_lab::report::write_summary(&mixed, &dir).unwrap();
+    let text = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
+    assert!(
+        text.contains("reports of several runs"),
+        "the header must not claim one run"
+    );
+    assert!(text.contains("seed 5, --quick"));
+    assert!(text.contains(&format!("seed {}, full", full[0].seed)));
+    nexus_lab::report::write_summary(&full, &dir).unwrap();
+    let text = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
+    assert!(text.contains(&format!("every report: seed {}, full", full[0].seed)));
+    // Writing into a path that is a folder fails at the rename and removes the temporary file.
+    let target = dir.join("occupied.json");
+    std::fs::create_dir_all(target.join("inside")).unwrap();
+    assert!(nexus_lab::report::write_atomic(&target, b"{}").is_err());
+    assert!(!dir.join("occupied.json.tmp").exists());
+    std::fs::remove_dir_all(dir).ok();
+}
