@@ -14,6 +14,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nexus_lab::cli::DeviceName;
 use nexus_lab::llama::{Kernels, Llama, LlamaConfig, Precision, TrainConfig, Trainer};
 use nexus_lab::params::ParamVec;
 use nexus_lab::{Error, Result};
@@ -61,12 +62,6 @@ enum KernelChoice {
     Auto,
     Fused,
     Plain,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum DeviceName {
-    Cpu,
-    Cuda,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -191,16 +186,6 @@ struct Throughput {
     out: Option<PathBuf>,
 }
 
-fn device(name: DeviceName) -> Result<Device> {
-    match name {
-        DeviceName::Cpu => Ok(Device::Cpu),
-        DeviceName::Cuda => Device::new_cuda(0).map_err(|e| Error::InvalidArgument {
-            name: "device",
-            reason: format!("cuda unavailable ({e}); build with --features cuda"),
-        }),
-    }
-}
-
 fn kernels(choice: KernelChoice) -> Option<Kernels> {
     match choice {
         KernelChoice::Auto => None,
@@ -254,7 +239,7 @@ impl GpuMemory {
 
 fn step(a: &Step) -> Result<Value> {
     nexus_lab::llama::configure_cpu(a.threads.map(|t| t as usize));
-    let dev = device(a.device)?;
+    let dev = a.device.device()?;
     let mut cfg = TrainConfig {
         preset: a.preset.clone(),
         variant: a.variant.parse()?,
@@ -363,13 +348,6 @@ fn me() -> Result<PathBuf> {
     })
 }
 
-fn device_flag(d: DeviceName) -> &'static str {
-    match d {
-        DeviceName::Cpu => "cpu",
-        DeviceName::Cuda => "cuda",
-    }
-}
-
 fn write_outputs(dir: &Path, stem: &str, table: &str, data: &Value) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         path: dir.display().to_string(),
@@ -422,7 +400,7 @@ fn compare(a: &Compare) -> Result<()> {
             .map(String::from)
             .to_vec();
         args.push(a.steps.to_string());
-        args.extend(["--device".into(), device_flag(a.device).into()]);
+        args.extend(["--device".into(), a.device.flag().into()]);
         args.extend([
             "--kernels".into(),
             format!("{:?}", a.kernels).to_lowercase(),
@@ -557,7 +535,7 @@ fn check_tokens(seed: u64, rows: usize, len: usize, device: &Device) -> Result<T
 fn grad_check(a: &GradCheck) -> Result<()> {
     nexus_lab::llama::configure_cpu(None);
     let cfg = LlamaConfig::preset(&a.preset)?;
-    let dev = device(a.device)?;
+    let dev = a.device.device()?;
     let mut model = Llama::new(cfg.clone(), a.seed, &dev, DType::F32)?;
     if let Some(k) = kernels(a.kernels) {
         model.set_kernels(k)?;
@@ -612,7 +590,7 @@ fn grad_check(a: &GradCheck) -> Result<()> {
     println!(
         "{}",
         json!({
-            "preset": a.preset, "device": device_flag(a.device), "kernels": format!("{:?}", model.kernels()).to_lowercase(),
+            "preset": a.preset, "device": a.device.flag(), "kernels": format!("{:?}", model.kernels()).to_lowercase(),
             "loss": loss, "reference_loss_f64_cpu": ref_loss,
             "max_relative_difference": worst,
             "relative_difference_of_whole_gradient": whole.norm()? / ref_grads.norm()?,
@@ -645,7 +623,7 @@ fn throughput(a: &Throughput) -> Result<()> {
             "--steps".into(),
             a.steps.to_string(),
             "--device".into(),
-            device_flag(a.device).into(),
+            a.device.flag().into(),
             "--dtype".into(),
             a.dtype.clone(),
             "--paper-hyperparameters".into(),

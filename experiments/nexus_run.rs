@@ -45,10 +45,10 @@ struct Args {
     #[arg(long = "K", value_parser = clap::value_parser!(u64).range(1..))]
     k: Option<u64>,
     /// Inner step size gamma (> 0).
-    #[arg(long, default_value_t = 0.05, value_parser = positive)]
+    #[arg(long, default_value_t = 0.05, value_parser = nexus_lab::cli::positive)]
     gamma: f64,
     /// Spread of the task minima (>= 0).
-    #[arg(long, default_value_t = 1.0, value_parser = non_negative)]
+    #[arg(long, default_value_t = 1.0, value_parser = nexus_lab::cli::non_negative)]
     spread: f64,
     /// Outer steps.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
@@ -59,10 +59,10 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Outer::Adamw)]
     outer: Outer,
     /// Outer learning rate (>= 0).
-    #[arg(long, default_value_t = 0.01, value_parser = non_negative)]
+    #[arg(long, default_value_t = 0.01, value_parser = nexus_lab::cli::non_negative)]
     lr: f64,
     /// AdamW weight decay (>= 0).
-    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    #[arg(long, default_value_t = 0.0, value_parser = nexus_lab::cli::non_negative)]
     weight_decay: f64,
     /// Raw inner steps (Nexus-Dot) instead of normalized ones.
     #[arg(long)]
@@ -75,35 +75,6 @@ struct Args {
     held_out: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-fn finite(s: &str) -> std::result::Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(format!("must be finite, got {x}"))
-    }
-}
-
-fn positive(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if x > 0.0 {
-            Ok(x)
-        } else {
-            Err(format!("must be > 0, got {x}"))
-        }
-    })
-}
-
-fn non_negative(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if x >= 0.0 {
-            Ok(x)
-        } else {
-            Err(format!("must be >= 0, got {x}"))
-        }
-    })
 }
 
 /// Refuses, before allocating, a problem that would not fit in the memory available: every

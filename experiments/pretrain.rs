@@ -21,7 +21,7 @@ use nexus_lab::report::{
     Variant as Reading,
 };
 use nexus_lab::stats::{mean_ci, CI_LEVEL};
-use nexus_lab::{Error, Result};
+use nexus_lab::Result;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -63,7 +63,7 @@ struct Args {
     seeds: usize,
     steps: usize,
     preset: String,
-    device: String,
+    device: nexus_lab::cli::DeviceName,
     out: PathBuf,
 }
 
@@ -145,19 +145,7 @@ fn run_one(a: &Args, variant: Variant, seed: usize, device: &Device) -> Result<R
 }
 
 fn run(a: &Args) -> Result<()> {
-    let device = match a.device.as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(0).map_err(|e| Error::InvalidArgument {
-            name: "device",
-            reason: format!("cuda unavailable ({e})"),
-        })?,
-        other => {
-            return Err(Error::InvalidArgument {
-                name: "device",
-                reason: format!("unknown device `{other}`"),
-            })
-        }
-    };
+    let device = a.device.device()?;
     let bar = ProgressBar::new((a.seeds * VARIANTS.len()) as u64);
     let mut results: Vec<Vec<RunResult>> = Vec::new(); // [variant][seed]
     for v in VARIANTS {
@@ -302,7 +290,7 @@ fn run(a: &Args) -> Result<()> {
         serde_json::json!({"preset": a.preset, "steps": a.steps, "seeds": a.seeds, "accum": defaults.accum, "micro_batch": defaults.micro_batch,
             "seq_len": defaults.seq_len, "lr": defaults.lr, "inner_lr": defaults.inner_lr, "schedule": "warmup 20 + cosine", "languages": defaults.languages,
             "held_out_languages": defaults.held_out_languages, "language_spread": defaults.language_spread, "ci_level": LEVEL,
-            "closeness": "AdamW fine-tuning on a fixed batch per source, lr 1e-3, 20 steps (5 with --quick)", "device": a.device}),
+            "closeness": "AdamW fine-tuning on a fixed batch per source, lr 1e-3, 20 steps (5 with --quick)", "device": a.device.flag()}),
         readings,
         instances,
         Figure::Curves { x_label: "outer step".into(), y_label: "held-out loss (mean over seeds)".into(), series },
@@ -335,9 +323,8 @@ struct Cli {
     /// Model size: micro, tiny, small or base.
     #[arg(long, default_value = "tiny")]
     preset: String,
-    /// cpu or cuda.
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
-    device: String,
+    #[arg(long, value_enum, default_value_t = nexus_lab::cli::DeviceName::Cpu)]
+    device: nexus_lab::cli::DeviceName,
     /// Output folder for the report and figure.
     #[arg(long, default_value = "figures", value_parser = nexus_lab::cli::output_dir)]
     out: PathBuf,

@@ -55,7 +55,6 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
     let base = Settings {
         seed: args.seed,
         quick: args.quick,
-        ..Settings::default()
     };
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())

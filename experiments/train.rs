@@ -12,21 +12,16 @@
 //! replaced with `--force`, never overwritten silently. Bad input prints one line naming the
 //! flag, file or key and exits with code 2.
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nexus_lab::cli::DeviceName;
 use nexus_lab::llama::{
     FileSource, Precision, ResumeRequest, Schedule, TrainConfig, Trainer, Variant,
 };
-use nexus_lab::{Error, Result};
+use nexus_lab::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum DeviceName {
-    Cpu,
-    Cuda,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Hyper {
@@ -68,19 +63,19 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seq_len: Option<u64>,
     /// Peak outer learning rate (>= 0).
-    #[arg(long, value_parser = non_negative)]
+    #[arg(long, value_parser = nexus_lab::cli::non_negative)]
     lr: Option<f64>,
     /// Nexus's inner step gamma (> 0).
-    #[arg(long, value_parser = positive)]
+    #[arg(long, value_parser = nexus_lab::cli::positive)]
     inner_lr: Option<f64>,
     /// Muon's learning rate (>= 0).
-    #[arg(long, value_parser = non_negative)]
+    #[arg(long, value_parser = nexus_lab::cli::non_negative)]
     muon_lr: Option<f64>,
     /// Decoupled weight decay (>= 0).
-    #[arg(long, value_parser = non_negative)]
+    #[arg(long, value_parser = nexus_lab::cli::non_negative)]
     weight_decay: Option<f64>,
     /// Global norm clip (> 0).
-    #[arg(long, value_parser = positive)]
+    #[arg(long, value_parser = nexus_lab::cli::positive)]
     clip: Option<f64>,
     /// Linear warmup steps.
     #[arg(long)]
@@ -88,7 +83,7 @@ struct Args {
     #[arg(long, value_enum)]
     schedule: Option<ScheduleName>,
     /// Share of the run the WSD schedule decays over (0 to 1).
-    #[arg(long, value_parser = fraction)]
+    #[arg(long, value_parser = nexus_lab::cli::fraction)]
     decay_fraction: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
@@ -103,7 +98,7 @@ struct Args {
     #[arg(long)]
     held_out_languages: Option<u64>,
     /// How different the languages are (>= 0).
-    #[arg(long, value_parser = non_negative)]
+    #[arg(long, value_parser = nexus_lab::cli::non_negative)]
     language_spread: Option<f64>,
     /// A skill source: arithmetic, brackets or recall (repeatable).
     #[arg(long)]
@@ -132,45 +127,6 @@ struct Args {
     /// Replace a run already in --out.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
-}
-
-fn finite(s: &str) -> std::result::Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(format!("must be finite, got {x}"))
-    }
-}
-
-fn positive(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if x > 0.0 {
-            Ok(x)
-        } else {
-            Err(format!("must be > 0, got {x}"))
-        }
-    })
-}
-
-fn non_negative(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if x >= 0.0 {
-            Ok(x)
-        } else {
-            Err(format!("must be >= 0, got {x}"))
-        }
-    })
-}
-
-fn fraction(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if (0.0..=1.0).contains(&x) {
-            Ok(x)
-        } else {
-            Err(format!("must be in [0, 1], got {x}"))
-        }
-    })
 }
 
 fn file_source(spec: &str) -> std::result::Result<FileSource, String> {
@@ -275,20 +231,10 @@ fn requested(a: &Args) -> Result<(TrainConfig, Vec<String>)> {
     Ok((cfg, given))
 }
 
-fn device(name: DeviceName) -> Result<Device> {
-    match name {
-        DeviceName::Cpu => Ok(Device::Cpu),
-        DeviceName::Cuda => Device::new_cuda(0).map_err(|e| Error::InvalidArgument {
-            name: "device",
-            reason: format!("cuda unavailable ({e}); build with --features cuda"),
-        }),
-    }
-}
-
 fn run(a: &Args) -> Result<()> {
     nexus_lab::llama::configure_cpu(None);
     let (cfg, given) = requested(a)?;
-    let dev = device(a.device)?;
+    let dev = a.device.device()?;
     // Parameters, gradients and optimizer state are f32; `--dtype bf16` sets the compute precision.
     let dtype = DType::F32;
     let mut trainer = if a.resume {
