@@ -11,6 +11,7 @@
 //! - [`report`]: verdicts, JSON reports, `figures/REPORT.md` and the figures.
 
 pub mod claims;
+pub mod corpus;
 pub mod cli;
 pub mod error;
 pub mod expansion;
