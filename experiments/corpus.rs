@@ -31,7 +31,11 @@ enum Cmd {
     /// `manifest.json`.
     Fetch {
         /// Languages, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "en,de,fr,es,it,pt-br,ro,nl,sv,da,pl,cs,ru,uk")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "en,de,fr,es,it,pt-br,ro,nl,sv,da,pl,cs,ru,uk"
+        )]
         languages: Vec<String>,
         /// Output folder (git-ignored by default).
         #[arg(long, default_value = "data/manpages", value_parser = nexus_lab::cli::output_dir)]
@@ -68,7 +72,10 @@ fn run(program: &str, args: &[&str], dir: &Path) -> Result<Vec<u8>> {
         return Err(Error::Data(format!(
             "`{program} {}` failed: {}",
             args.join(" "),
-            err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no message)")
+            err.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("(no message)")
         )));
     }
     Ok(out.stdout)
@@ -88,28 +95,54 @@ fn fetch_one(lang: Language, out: &Path, bar: &ProgressBar) -> Result<Entry> {
     }
     std::fs::create_dir_all(&work).map_err(io(&work))?;
     bar.set_message(format!("{}: apt-get download {}", lang.code, lang.package));
-    run("apt-get", &["download", &format!("{}={}", lang.package, lang.version)], &work)?;
+    run(
+        "apt-get",
+        &["download", &format!("{}={}", lang.package, lang.version)],
+        &work,
+    )?;
     let deb = std::fs::read_dir(&work)
         .map_err(io(&work))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| Error::Data(format!("apt-get left no .deb for {} in {}", lang.package, work.display())))?;
+        .ok_or_else(|| {
+            Error::Data(format!(
+                "apt-get left no .deb for {} in {}",
+                lang.package,
+                work.display()
+            ))
+        })?;
     let bytes = std::fs::read(&deb).map_err(io(&deb))?;
     let tree = work.join("tree");
-    run("dpkg-deb", &["-x", &deb.display().to_string(), &tree.display().to_string()], &work)?;
+    run(
+        "dpkg-deb",
+        &[
+            "-x",
+            &deb.display().to_string(),
+            &tree.display().to_string(),
+        ],
+        &work,
+    )?;
     let pages = corpus::pages(&tree, lang)?;
     bar.set_message(format!("{}: rendering {} pages", lang.code, pages.len()));
     // Rendered in parallel, joined in path order.
     let rendered: Vec<Option<String>> = pages
         .par_iter()
         .map(|p| {
-            run("mandoc", &["-T", "utf8", "-O", "width=80", &p.display().to_string()], &work)
-                .ok()
-                .map(|b| corpus::plain_text(&String::from_utf8_lossy(&b)))
+            run(
+                "mandoc",
+                &["-T", "utf8", "-O", "width=80", &p.display().to_string()],
+                &work,
+            )
+            .ok()
+            .map(|b| corpus::plain_text(&String::from_utf8_lossy(&b)))
         })
         .collect();
     let failed = rendered.iter().filter(|r| r.is_none()).count();
-    let text: String = rendered.into_iter().flatten().collect::<Vec<_>>().join("\n");
+    let text: String = rendered
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
     if text.is_empty() {
         return Err(Error::Data(format!("{}: no page rendered", lang.package)));
     }
@@ -134,15 +167,20 @@ fn fetch(languages: &[String], out: &Path) -> Result<()> {
         .iter()
         .map(|c| corpus::language(c))
         .collect::<Result<Vec<_>>>()?;
-    require("apt-get", "the corpus comes from Debian's packages (Debian or Ubuntu)")?;
+    require(
+        "apt-get",
+        "the corpus comes from Debian's packages (Debian or Ubuntu)",
+    )?;
     require("dpkg-deb", "it unpacks the packages (package dpkg)")?;
     require("mandoc", "install it with `sudo apt-get install mandoc`")?;
     nexus_lab::cli::check_writable(out)?;
     // Absolute, because the tools run inside the work folders.
     let out = &std::fs::canonicalize(out).map_err(io(out))?;
-    let mandoc = String::from_utf8_lossy(&run("dpkg-query", &["-W", "-f", "${Version}", "mandoc"], out).unwrap_or_default())
-        .trim()
-        .to_string();
+    let mandoc = String::from_utf8_lossy(
+        &run("dpkg-query", &["-W", "-f", "${Version}", "mandoc"], out).unwrap_or_default(),
+    )
+    .trim()
+    .to_string();
     let bar = ProgressBar::new(langs.len() as u64).with_style(
         ProgressStyle::with_template("[{bar:30}] {pos}/{len} {elapsed} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -157,7 +195,12 @@ fn fetch(languages: &[String], out: &Path) -> Result<()> {
         let entry = fetch_one(lang, out, &bar)?;
         eprintln!(
             "corpus: {} {} {}: {} pages ({} failed), {} bytes of text",
-            entry.language, entry.package, entry.version, entry.pages, entry.pages_failed, entry.text_bytes
+            entry.language,
+            entry.package,
+            entry.version,
+            entry.pages,
+            entry.pages_failed,
+            entry.text_bytes
         );
         manifest.languages.push(entry);
         bar.inc(1);

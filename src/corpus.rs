@@ -28,20 +28,90 @@ pub struct Language {
 
 /// Every language the corpus knows, with its pinned package version.
 pub const LANGUAGES: [Language; 14] = [
-    Language { code: "en", package: "manpages", version: "6.03-2", locale: "" },
-    Language { code: "de", package: "manpages-de", version: "4.18.1-1", locale: "de" },
-    Language { code: "fr", package: "manpages-fr", version: "4.18.1-1", locale: "fr" },
-    Language { code: "es", package: "manpages-es", version: "4.18.1-1", locale: "es" },
-    Language { code: "it", package: "manpages-it", version: "4.18.1-1", locale: "it" },
-    Language { code: "pt-br", package: "manpages-pt-br", version: "4.18.1-1", locale: "pt_BR" },
-    Language { code: "ro", package: "manpages-ro", version: "4.18.1-1", locale: "ro" },
-    Language { code: "nl", package: "manpages-nl", version: "4.18.1-1", locale: "nl" },
-    Language { code: "sv", package: "manpages-sv", version: "4.18.1-1", locale: "sv" },
-    Language { code: "da", package: "manpages-da", version: "4.18.1-1", locale: "da" },
-    Language { code: "pl", package: "manpages-pl", version: "1:4.18.1-1", locale: "pl" },
-    Language { code: "cs", package: "manpages-cs", version: "4.18.1-1", locale: "cs" },
-    Language { code: "ru", package: "manpages-ru", version: "4.18.1-1", locale: "ru" },
-    Language { code: "uk", package: "manpages-uk", version: "4.18.1-1", locale: "uk" },
+    Language {
+        code: "en",
+        package: "manpages",
+        version: "6.03-2",
+        locale: "",
+    },
+    Language {
+        code: "de",
+        package: "manpages-de",
+        version: "4.18.1-1",
+        locale: "de",
+    },
+    Language {
+        code: "fr",
+        package: "manpages-fr",
+        version: "4.18.1-1",
+        locale: "fr",
+    },
+    Language {
+        code: "es",
+        package: "manpages-es",
+        version: "4.18.1-1",
+        locale: "es",
+    },
+    Language {
+        code: "it",
+        package: "manpages-it",
+        version: "4.18.1-1",
+        locale: "it",
+    },
+    Language {
+        code: "pt-br",
+        package: "manpages-pt-br",
+        version: "4.18.1-1",
+        locale: "pt_BR",
+    },
+    Language {
+        code: "ro",
+        package: "manpages-ro",
+        version: "4.18.1-1",
+        locale: "ro",
+    },
+    Language {
+        code: "nl",
+        package: "manpages-nl",
+        version: "4.18.1-1",
+        locale: "nl",
+    },
+    Language {
+        code: "sv",
+        package: "manpages-sv",
+        version: "4.18.1-1",
+        locale: "sv",
+    },
+    Language {
+        code: "da",
+        package: "manpages-da",
+        version: "4.18.1-1",
+        locale: "da",
+    },
+    Language {
+        code: "pl",
+        package: "manpages-pl",
+        version: "1:4.18.1-1",
+        locale: "pl",
+    },
+    Language {
+        code: "cs",
+        package: "manpages-cs",
+        version: "4.18.1-1",
+        locale: "cs",
+    },
+    Language {
+        code: "ru",
+        package: "manpages-ru",
+        version: "4.18.1-1",
+        locale: "ru",
+    },
+    Language {
+        code: "uk",
+        package: "manpages-uk",
+        version: "4.18.1-1",
+        locale: "uk",
+    },
 ];
 
 /// The language with this code, or an error listing the known ones.

@@ -11,8 +11,8 @@
 //! - [`report`]: verdicts, JSON reports, `figures/REPORT.md` and the figures.
 
 pub mod claims;
-pub mod corpus;
 pub mod cli;
+pub mod corpus;
 pub mod error;
 pub mod expansion;
 pub mod expectation;

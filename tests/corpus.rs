@@ -22,7 +22,10 @@ fn languages_are_pinned_and_unknown_ones_are_named() {
         assert_eq!(language(l.code).unwrap(), l);
     }
     let err = language("tlh").unwrap_err().to_string();
-    assert!(err.contains("unknown language `tlh`") && err.contains("pt-br"), "{err}");
+    assert!(
+        err.contains("unknown language `tlh`") && err.contains("pt-br"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -31,10 +34,18 @@ fn pages_are_found_in_man_sections_in_path_order() {
     let found = corpus::pages(root, language("de").unwrap()).unwrap();
     let names: Vec<String> = found
         .iter()
-        .map(|p| p.strip_prefix(root.join("usr/share/man/de")).unwrap().display().to_string())
+        .map(|p| {
+            p.strip_prefix(root.join("usr/share/man/de"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
         .collect();
     assert_eq!(names, ["man1/eins.1", "man1/zwei.1", "man8/drei.8"]);
-    assert!(corpus::pages(root, language("fr").unwrap()).is_err(), "a missing locale folder");
+    assert!(
+        corpus::pages(root, language("fr").unwrap()).is_err(),
+        "a missing locale folder"
+    );
 }
 
 #[test]
@@ -65,7 +76,10 @@ fn the_fetch_command_names_what_is_missing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("`apt-get` not found") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("`apt-get` not found") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// The corpus's files are training sources as they are: per-language sources, a held-out one.

@@ -127,6 +127,7 @@ impl Claim for Reptile {
                 x: gammas.clone(),
                 y: reptile_residuals(&tasks, &x, &gammas, self.sign)?,
                 guide: false,
+                band: None,
             });
         }
         let last = series[series.len() - 1].y[gammas.len() - 1];
@@ -139,6 +140,7 @@ impl Claim for Reptile {
                     .map(|g| last * (g / gammas[gammas.len() - 1]).powi(power))
                     .collect(),
                 guide: true,
+                band: None,
             });
         }
         let report = ClaimReport::assemble(

@@ -205,6 +205,7 @@ impl Claim for Eq8 {
                 x: c.gammas.clone(),
                 y: c.residual.clone(),
                 guide: false,
+                band: None,
             });
             if matches!(
                 family,
@@ -215,6 +216,7 @@ impl Claim for Eq8 {
                     x: c.gammas.clone(),
                     y: c.third_order.clone(),
                     guide: false,
+                    band: None,
                 });
             }
             if family.id() == "nonquadratic" {
@@ -224,6 +226,7 @@ impl Claim for Eq8 {
                     x: c.gammas.clone(),
                     y: c.gammas.iter().map(|g| r0 * (g / g0).powi(2)).collect(),
                     guide: true,
+                    band: None,
                 });
                 let g6 = c.gammas[6];
                 series.push(Series {
@@ -231,6 +234,7 @@ impl Claim for Eq8 {
                     x: c.gammas.clone(),
                     y: c.gammas.iter().map(|g| t0 * (g / g6).powi(3)).collect(),
                     guide: true,
+                    band: None,
                 });
             }
         }

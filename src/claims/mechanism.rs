@@ -365,6 +365,7 @@ impl Claim for Mechanism {
                     x: spreads.to_vec(),
                     y: ys,
                     guide: false,
+                    band: None,
                 });
             }
         }

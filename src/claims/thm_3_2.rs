@@ -205,12 +205,14 @@ impl Claim for Thm32 {
                 x: c.gammas.clone(),
                 y: c.stated.clone(),
                 guide: false,
+                band: None,
             });
             series.push(Series {
                 label: format!("{} Eq. 81", family.id()),
                 x: c.gammas.clone(),
                 y: c.eq81.clone(),
                 guide: false,
+                band: None,
             });
             if family.id() == "nonquadratic" {
                 let (g0, s0, e0) = (c.gammas[8], c.stated[8], c.eq81[8]);
@@ -219,12 +221,14 @@ impl Claim for Thm32 {
                     x: c.gammas.clone(),
                     y: c.gammas.iter().map(|g| s0 * (g / g0).powi(2)).collect(),
                     guide: true,
+                    band: None,
                 });
                 series.push(Series {
                     label: "slope 3".into(),
                     x: c.gammas.clone(),
                     y: c.gammas.iter().map(|g| e0 * (g / g0).powi(3)).collect(),
                     guide: true,
+                    band: None,
                 });
             }
         }

@@ -205,6 +205,7 @@ impl Claim for Thm83 {
                     x: c.gammas.clone(),
                     y: c.residuals[i].clone(),
                     guide: false,
+                    band: None,
                 });
             }
             if family.id() == "nonquadratic" {
@@ -214,6 +215,7 @@ impl Claim for Thm83 {
                     x: c.gammas.clone(),
                     y: c.gammas.iter().map(|g| r0 * (g / g0).powi(4)).collect(),
                     guide: true,
+                    band: None,
                 });
                 let r1 = c.residuals[1][8];
                 series.push(Series {
@@ -221,6 +223,7 @@ impl Claim for Thm83 {
                     x: c.gammas.clone(),
                     y: c.gammas.iter().map(|g| r1 * (g / g0).powi(3)).collect(),
                     guide: true,
+                    band: None,
                 });
             }
         }

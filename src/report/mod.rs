@@ -14,7 +14,7 @@ mod plot;
 pub mod verdict;
 
 pub use markdown::{corrections, seed_table, verdict_table, write_summary};
-pub use plot::{draw_figure, register_fonts};
+pub use plot::{draw_curve_figure, draw_figure, register_fonts};
 pub use verdict::{Hypothesis, Outcome, Test, Verdict};
 
 use crate::error::{Error, Result};
@@ -213,6 +213,10 @@ pub struct Series {
     pub y: Vec<f64>,
     /// Dashed reference line (a slope guide or `y = x`) rather than data.
     pub guide: bool,
+    /// A shaded interval `(lower, upper)` around the curve, one pair per abscissa (for example
+    /// a confidence interval across seeds).
+    #[serde(default)]
+    pub band: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// What a claim's figure shows.
@@ -220,8 +224,9 @@ pub struct Series {
 pub enum Figure {
     /// Measured against claimed for every instance, log-log, with `y = x`.
     MeasuredVsClaimed,
-    /// Curves (for example residual against gamma) with optional guides, on a log x axis; the
-    /// y axis is logarithmic when the data span a decade or more.
+    /// Curves (for example residual against gamma) with optional guides and shaded bands, on a
+    /// log x axis (linear when an abscissa is 0 or below); the y axis is logarithmic when the
+    /// data span a decade or more.
     Curves {
         x_label: String,
         y_label: String,

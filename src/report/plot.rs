@@ -60,6 +60,24 @@ pub fn draw_figure(report: &ClaimReport, path: &Path) -> Result<()> {
     })
 }
 
+/// A figure of curves that is not a claim's main figure (an experiment's second figure), drawn
+/// like [`Figure::Curves`] and written the same way (a temporary file, then a rename).
+pub fn draw_curve_figure(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    register_fonts();
+    let tmp = path.with_extension("tmp.png");
+    draw_curves(series, x_label, y_label, &tmp, title)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
 fn bounds(values: impl Iterator<Item = f64>, positive: bool) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && (!positive || *v > 0.0))
@@ -148,8 +166,9 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     root.present().map_err(plot_err)
 }
 
-/// Curves with dashed guides: log x; log y when the data span a decade or more, else linear y
-/// (a log axis over a narrow range gets no tick labels).
+/// Curves with dashed guides and shaded bands: log x (linear when an abscissa is 0 or below);
+/// log y when the data span a decade or more, else linear y (a log axis over a narrow range
+/// gets no tick labels).
 fn draw_curves(
     series: &[Series],
     x_label: &str,
@@ -159,55 +178,89 @@ fn draw_curves(
 ) -> Result<()> {
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let (xlo, xhi) = bounds(series.iter().flat_map(|s| s.x.iter().copied()), true);
-    let (ylo, yhi) = bounds(
-        series
-            .iter()
-            .filter(|s| !s.guide)
-            .flat_map(|s| s.y.iter().map(|y| y.abs())),
-        true,
-    );
+    let linear_x = series.iter().flat_map(|s| s.x.iter()).any(|&x| x <= 0.0);
+    let (xlo, xhi) = if linear_x {
+        let xs = || series.iter().flat_map(|s| s.x.iter().copied());
+        (
+            xs().fold(f64::INFINITY, f64::min),
+            xs().fold(f64::NEG_INFINITY, f64::max),
+        )
+    } else {
+        bounds(series.iter().flat_map(|s| s.x.iter().copied()), true)
+    };
+    let data_y = || {
+        series.iter().filter(|s| !s.guide).flat_map(|s| {
+            s.y.iter().map(|y| y.abs()).chain(
+                s.band
+                    .iter()
+                    .flat_map(|(lo, hi)| lo.iter().chain(hi))
+                    .copied()
+                    .filter(|y| *y > 0.0),
+            )
+        })
+    };
+    let (ylo, yhi) = bounds(data_y(), true);
     let mut builder = ChartBuilder::on(&root);
     builder
         .caption(title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(80);
-    if yhi / ylo >= 10.0 {
-        let mut chart = builder
-            .build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale())
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .label_style(("sans-serif", 16))
-            .draw()
-            .map_err(plot_err)?;
-        plot_series(&mut chart, series, (ylo, yhi))?;
+    macro_rules! finish {
+        ($chart:expr, $yfmt:expr, $xfmt:expr, $yrange:expr) => {{
+            let mut chart = $chart.map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .y_label_formatter($yfmt)
+                .x_label_formatter($xfmt)
+                .label_style(("sans-serif", 16))
+                .draw()
+                .map_err(plot_err)?;
+            plot_series(&mut chart, series, $yrange, linear_x)?;
+        }};
+    }
+    let log_fmt = |v: &f64| format!("{v:.0e}");
+    let lin_fmt = |v: &f64| format!("{v:.4}");
+    let x_fmt: &dyn Fn(&f64) -> String = if linear_x {
+        &|v| format!("{v:.2}")
     } else {
-        let (ylo, yhi) = bounds(
-            series
-                .iter()
-                .filter(|s| !s.guide)
-                .flat_map(|s| s.y.iter().map(|y| y.abs())),
-            false,
-        );
-        let mut chart = builder
-            .build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .y_label_formatter(&|v| format!("{v:.4}"))
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .label_style(("sans-serif", 16))
-            .draw()
-            .map_err(plot_err)?;
-        plot_series(&mut chart, series, (ylo, yhi))?;
+        &log_fmt
+    };
+    if yhi / ylo >= 10.0 {
+        if linear_x {
+            finish!(
+                builder.build_cartesian_2d(xlo..xhi, (ylo..yhi).log_scale()),
+                &log_fmt,
+                x_fmt,
+                (ylo, yhi)
+            );
+        } else {
+            finish!(
+                builder.build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale()),
+                &log_fmt,
+                x_fmt,
+                (ylo, yhi)
+            );
+        }
+    } else {
+        let (ylo, yhi) = bounds(data_y(), false);
+        if linear_x {
+            finish!(
+                builder.build_cartesian_2d(xlo..xhi, ylo..yhi),
+                &lin_fmt,
+                x_fmt,
+                (ylo, yhi)
+            );
+        } else {
+            finish!(
+                builder.build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi),
+                &lin_fmt,
+                x_fmt,
+                (ylo, yhi)
+            );
+        }
     }
     root.present().map_err(plot_err)
 }
@@ -216,6 +269,7 @@ fn plot_series<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     series: &[Series],
     (ylo, yhi): (f64, f64),
+    linear_x: bool,
 ) -> Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -228,7 +282,7 @@ where
             s.x.iter()
                 .zip(&s.y)
                 .map(|(&x, &y)| (x, y.abs()))
-                .filter(|&(x, y)| x > 0.0 && y >= ylo && y <= yhi)
+                .filter(|&(x, y)| (linear_x || x > 0.0) && y >= ylo && y <= yhi)
                 .collect();
         if pts.is_empty() {
             continue;
@@ -247,6 +301,19 @@ where
         } else {
             let color = PALETTE[data_index % PALETTE.len()];
             data_index += 1;
+            if let Some((lo, hi)) = &s.band {
+                // The interval as one closed polygon: along the upper edge, back along the lower.
+                let clamp = |y: f64| y.clamp(ylo, yhi);
+                let mut outline: Vec<(f64, f64)> =
+                    s.x.iter().zip(hi).map(|(&x, &y)| (x, clamp(y))).collect();
+                outline.extend(s.x.iter().zip(lo).rev().map(|(&x, &y)| (x, clamp(y))));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        color.mix(0.18).filled(),
+                    )))
+                    .map_err(plot_err)?;
+            }
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(plot_err)?
