@@ -128,6 +128,40 @@ fn equalities_need_precision_to_hold() {
     assert_eq!(r.verdict, Verdict::Fails);
 }
 
+/// A stated tolerance ("the same loss, |delta| < 0.01") is not an identity: a small but
+/// significant deviation inside the tolerance holds; only a deviation beyond it fails.
+#[test]
+fn tolerances_fail_only_beyond_the_margin() {
+    let within = Hypothesis::Within {
+        value: 0.0,
+        margin: 0.01,
+    };
+    // 0.003 +- 0.0005: significantly non-zero, well inside the tolerance.
+    let r = report(vec![tested("stated", 0.003, 0.0005, within)]);
+    assert_eq!(r.verdict, Verdict::Holds);
+    // The same as an identity fails.
+    let eq = Hypothesis::Equal {
+        value: 0.0,
+        margin: 0.01,
+    };
+    assert_eq!(
+        report(vec![tested("stated", 0.003, 0.0005, eq)]).verdict,
+        Verdict::Fails
+    );
+    // -0.006 +- 0.02: undecided, with the sample size that would decide.
+    let r = report(vec![tested("stated", -0.006, 0.02, within)]);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    assert!(r.instances[0].needed_samples.is_some());
+    // A mean at the edge of the tolerance stays undecided at any sample size.
+    let r = report(vec![tested("stated", -0.0100, 0.02, within)]);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    // 0.05 +- 0.005: beyond the tolerance.
+    assert_eq!(
+        report(vec![tested("stated", 0.05, 0.005, within)]).verdict,
+        Verdict::Fails
+    );
+}
+
 #[test]
 fn effects_hold_when_significant_and_fail_when_excluded() {
     let effect = Hypothesis::Effect {

@@ -24,6 +24,9 @@
 //! - [`Hypothesis::Equal`] (an identity): fails when Holm rejects it; holds when the family-wise
 //!   interval lies inside `value +- margin` (the data exclude a deviation of the margin's size);
 //!   undecided otherwise, with the sample size that would decide;
+//! - [`Hypothesis::Within`] (a stated tolerance): fails when Holm rejects it (the mean lies
+//!   beyond the margin); holds when the family-wise interval lies inside `value +- margin`;
+//!   undecided otherwise, with the sample size that would decide;
 //! - [`Hypothesis::Effect`] (an effect in a stated direction): holds when Holm rejects "no effect
 //!   in that direction"; fails when the family-wise interval excludes an effect of the stated
 //!   size (an equivalence test: "no effect of that size"); undecided otherwise.
@@ -38,6 +41,9 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 pub enum Hypothesis {
     /// `mean = value`, decided to within `margin`.
     Equal { value: f64, margin: f64 },
+    /// `|mean - value| <= margin`: a tolerance the claim itself states (for example "the same
+    /// loss, |delta| < 0.01"), not an identity.
+    Within { value: f64, margin: f64 },
     /// `mean <= value`.
     AtMost { value: f64 },
     /// `mean >= value`.
@@ -94,6 +100,14 @@ impl Test {
         let upper = |x: f64| 1.0 - t.cdf(x);
         match self.hypothesis {
             Hypothesis::Equal { value, .. } => (2.0 * upper(self.t_stat(value).abs())).min(1.0),
+            // One-sided, against the edge of the tolerance on the side of the mean.
+            Hypothesis::Within { value, margin } => {
+                if self.mean >= value {
+                    upper(self.t_stat(value + margin))
+                } else {
+                    t.cdf(self.t_stat(value - margin))
+                }
+            }
             Hypothesis::AtMost { value } => upper(self.t_stat(value)),
             Hypothesis::AtLeast { value } => t.cdf(self.t_stat(value)),
             Hypothesis::Effect {
@@ -183,7 +197,7 @@ pub fn decide_tests(instances: &mut [&mut Instance]) {
         inst.needed_samples = None;
         let (holds, undecided) = match test.hypothesis {
             Hypothesis::AtMost { .. } | Hypothesis::AtLeast { .. } => (!rejected[k], false),
-            Hypothesis::Equal { value, margin } => {
+            Hypothesis::Equal { value, margin } | Hypothesis::Within { value, margin } => {
                 if rejected[k] {
                     (false, false)
                 } else if lo >= value - margin && hi <= value + margin {
