@@ -10,6 +10,7 @@
 //! ```text
 //! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 10 seeds, ~5 min on 2 cores
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
+//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 600   # real text: balanced, then skewed
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! ```
 
@@ -567,10 +568,13 @@ struct Cli {
         default_value = "nl,sv,it,pt-br,ro,cs,uk"
     )]
     held_out_languages: Vec<String>,
-    /// With --corpus: a skewed mixture, LANG:SHARE (for example de:0.05); the report is
-    /// `llama-manpages-skewed`.
-    #[arg(long, value_parser = minority)]
-    minority: Option<(String, f64)>,
+    /// With --corpus: after the balanced mixture (report `llama-manpages`), a skewed one with
+    /// this training language at this share, LANG:SHARE (report `llama-manpages-skewed`).
+    #[arg(long, value_parser = minority, default_value = "de:0.05")]
+    minority: (String, f64),
+    /// With --corpus: only the balanced mixture.
+    #[arg(long)]
+    no_skewed: bool,
 }
 
 fn minority(s: &str) -> std::result::Result<(String, f64), String> {
@@ -614,25 +618,35 @@ fn check_corpus(c: &Corpus) -> Result<()> {
 fn main() -> ExitCode {
     nexus_lab::llama::configure_cpu(None);
     let c = <Cli as clap::Parser>::parse();
-    let a = Args {
+    let study = |minority: Option<(String, f64)>| Args {
         quick: c.quick,
         seeds: c.seeds.map_or(if c.quick { 2 } else { 10 }, |s| s as usize),
         steps: c
             .steps
             .map_or(if c.quick { 40 } else { 300 }, |s| s as usize),
-        preset: c.preset,
+        preset: c.preset.clone(),
         device: c.device,
-        out: c.out,
-        corpus: c.corpus.map(|dir| Corpus {
+        out: c.out.clone(),
+        corpus: c.corpus.clone().map(|dir| Corpus {
             dir,
-            train: c.train_languages,
-            held_out: c.held_out_languages,
-            minority: c.minority,
+            train: c.train_languages.clone(),
+            held_out: c.held_out_languages.clone(),
+            minority,
         }),
     };
+    // On the corpus, one command runs the balanced mixture and then the skewed one.
+    let mut studies = vec![study(None)];
+    if c.corpus.is_some() && !c.no_skewed {
+        studies.push(study(Some(c.minority.clone())));
+    }
     // Bad settings fail before the first of the runs, not after the last.
-    let checked = nexus_lab::llama::LlamaConfig::preset(&a.preset)
-        .and_then(|_| nexus_lab::cli::check_writable(&a.out))
-        .and_then(|()| a.corpus.as_ref().map_or(Ok(()), check_corpus));
-    nexus_lab::cli::finish("pretrain", checked.and_then(|()| run(&a)))
+    let checked = studies.iter().try_for_each(|a| {
+        nexus_lab::llama::LlamaConfig::preset(&a.preset)?;
+        nexus_lab::cli::check_writable(&a.out)?;
+        a.corpus.as_ref().map_or(Ok(()), check_corpus)
+    });
+    nexus_lab::cli::finish(
+        "pretrain",
+        checked.and_then(|()| studies.iter().try_for_each(run)),
+    )
 }
