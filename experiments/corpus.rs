@@ -12,6 +12,7 @@
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nexus_lab::corpus::{self, Entry, Language, Manifest};
+use nexus_lab::error::io_error;
 use nexus_lab::{Error, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -81,19 +82,12 @@ fn run(program: &str, args: &[&str], dir: &Path) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    }
-}
-
 fn fetch_one(lang: Language, out: &Path, bar: &ProgressBar) -> Result<Entry> {
     let work = out.join(".work").join(lang.code);
     if work.exists() {
-        std::fs::remove_dir_all(&work).map_err(io(&work))?;
+        std::fs::remove_dir_all(&work).map_err(io_error(&work))?;
     }
-    std::fs::create_dir_all(&work).map_err(io(&work))?;
+    std::fs::create_dir_all(&work).map_err(io_error(&work))?;
     bar.set_message(format!("{}: apt-get download {}", lang.code, lang.package));
     run(
         "apt-get",
@@ -101,7 +95,7 @@ fn fetch_one(lang: Language, out: &Path, bar: &ProgressBar) -> Result<Entry> {
         &work,
     )?;
     let deb = std::fs::read_dir(&work)
-        .map_err(io(&work))?
+        .map_err(io_error(&work))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .ok_or_else(|| {
@@ -111,7 +105,7 @@ fn fetch_one(lang: Language, out: &Path, bar: &ProgressBar) -> Result<Entry> {
                 work.display()
             ))
         })?;
-    let bytes = std::fs::read(&deb).map_err(io(&deb))?;
+    let bytes = std::fs::read(&deb).map_err(io_error(&deb))?;
     let tree = work.join("tree");
     run(
         "dpkg-deb",
@@ -148,7 +142,7 @@ fn fetch_one(lang: Language, out: &Path, bar: &ProgressBar) -> Result<Entry> {
     }
     let path = out.join(format!("{}.txt", lang.code));
     nexus_lab::report::write_atomic(&path, text.as_bytes())?;
-    std::fs::remove_dir_all(&work).map_err(io(&work))?;
+    std::fs::remove_dir_all(&work).map_err(io_error(&work))?;
     Ok(Entry {
         language: lang.code.into(),
         package: lang.package.into(),
@@ -175,7 +169,7 @@ fn fetch(languages: &[String], out: &Path) -> Result<()> {
     require("mandoc", "install it with `sudo apt-get install mandoc`")?;
     nexus_lab::cli::check_writable(out)?;
     // Absolute, because the tools run inside the work folders.
-    let out = &std::fs::canonicalize(out).map_err(io(out))?;
+    let out = &std::fs::canonicalize(out).map_err(io_error(out))?;
     let mandoc = String::from_utf8_lossy(
         &run("dpkg-query", &["-W", "-f", "${Version}", "mandoc"], out).unwrap_or_default(),
     )

@@ -360,23 +360,10 @@ fn write_outputs(dir: &Path, stem: &str, table: &str, data: &Value) -> Result<()
     )
 }
 
+/// Before any long work: an output folder, if given, must be creatable and writable.
 fn check_out(out: &Option<PathBuf>) -> Result<()> {
-    // Before any long work: the folder must be creatable and writable.
-    if let Some(dir) = out {
-        std::fs::create_dir_all(dir)
-            .and_then(|_| tempfile_probe(dir))
-            .map_err(|e| Error::Io {
-                path: dir.display().to_string(),
-                source: e,
-            })?;
-    }
-    Ok(())
-}
-
-fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".llama_bench-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")?;
-    std::fs::remove_file(probe)
+    out.as_deref()
+        .map_or(Ok(()), nexus_lab::cli::check_writable)
 }
 
 fn compare(a: &Compare) -> Result<()> {

@@ -23,20 +23,13 @@
 //! [`failpoint`] of this protocol and checks that `--resume` continues bit-identically and that
 //! later checkpoints succeed.
 
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint folder's name for a step.
 pub fn name(step: usize) -> String {
     format!("step-{step:08}")
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    }
 }
 
 /// Aborts the process here when `NEXUS_LAB_FAILPOINT` names this point, as `NAME` or
@@ -67,13 +60,15 @@ pub const FAILPOINTS: [&str; 6] = [
 ];
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(dir))
 }
 
 fn sync_file(path: &Path) -> Result<()> {
     File::open(path)
         .and_then(|f| f.sync_all())
-        .map_err(io(path))
+        .map_err(io_error(path))
 }
 
 /// Writes checkpoint `step`: `fill` writes the files into the folder it is given (calling
@@ -81,7 +76,7 @@ fn sync_file(path: &Path) -> Result<()> {
 /// protocol above.
 pub fn write(out: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let root = out.join("checkpoints");
-    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    std::fs::create_dir_all(&root).map_err(io_error(&root))?;
     let (tmp, done) = (
         root.join(format!("{}.tmp", name(step))),
         root.join(name(step)),
@@ -91,16 +86,16 @@ pub fn write(out: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<()>) ->
         return point_latest(out, step);
     }
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        std::fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
     fill(&tmp)?;
-    for entry in std::fs::read_dir(&tmp).map_err(io(&tmp))? {
-        sync_file(&entry.map_err(io(&tmp))?.path())?;
+    for entry in std::fs::read_dir(&tmp).map_err(io_error(&tmp))? {
+        sync_file(&entry.map_err(io_error(&tmp))?.path())?;
     }
     sync_dir(&tmp)?;
     failpoint("checkpoint:files-written");
-    std::fs::rename(&tmp, &done).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &done).map_err(io_error(&tmp))?;
     sync_dir(&root)?;
     failpoint("checkpoint:renamed");
     point_latest(out, step)?;
@@ -111,10 +106,10 @@ pub fn write(out: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<()>) ->
 
 fn point_latest(out: &Path, step: usize) -> Result<()> {
     let (tmp, latest) = (out.join("latest.tmp"), out.join("latest"));
-    std::fs::write(&tmp, format!("{}\n", name(step))).map_err(io(&tmp))?;
+    std::fs::write(&tmp, format!("{}\n", name(step))).map_err(io_error(&tmp))?;
     sync_file(&tmp)?;
     failpoint("checkpoint:latest-tmp-written");
-    std::fs::rename(&tmp, &latest).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &latest).map_err(io_error(&tmp))?;
     sync_dir(out)?;
     failpoint("checkpoint:latest-renamed");
     Ok(())
@@ -128,7 +123,7 @@ fn complete(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
         return Ok(found);
     };
     for entry in entries {
-        let path = entry.map_err(io(&root))?.path();
+        let path = entry.map_err(io_error(&root))?.path();
         let step = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -146,7 +141,7 @@ fn complete(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
 fn prune(out: &Path, keep: usize) -> Result<()> {
     for (step, path) in complete(out)? {
         if step != keep {
-            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
         }
     }
     clean_tmp(out)
@@ -158,12 +153,12 @@ fn clean_tmp(out: &Path) -> Result<()> {
             continue;
         };
         for entry in entries {
-            let path = entry.map_err(io(&dir))?.path();
+            let path = entry.map_err(io_error(&dir))?.path();
             if path.extension().is_some_and(|e| e == "tmp") {
                 if path.is_dir() {
-                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                    std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
                 } else {
-                    std::fs::remove_file(&path).map_err(io(&path))?;
+                    std::fs::remove_file(&path).map_err(io_error(&path))?;
                 }
             }
         }
@@ -207,14 +202,14 @@ pub struct RunLock {
 impl RunLock {
     /// Creates `out` if needed and locks it; a second process gets a clear error.
     pub fn acquire(out: &Path) -> Result<Self> {
-        std::fs::create_dir_all(out).map_err(io(out))?;
+        std::fs::create_dir_all(out).map_err(io_error(out))?;
         let path = out.join(".lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io(&path))?;
+            .map_err(io_error(&path))?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument {
@@ -225,7 +220,7 @@ impl RunLock {
                     path.display()
                 ),
             }),
-            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
         }
     }
 }
@@ -242,7 +237,7 @@ pub fn remove_run(out: &Path) -> Result<()> {
     for f in ["metrics.jsonl", "latest", "latest.tmp"] {
         let p = out.join(f);
         if p.exists() {
-            std::fs::remove_file(&p).map_err(io(&p))?;
+            std::fs::remove_file(&p).map_err(io_error(&p))?;
         }
     }
     for d in [
@@ -253,7 +248,7 @@ pub fn remove_run(out: &Path) -> Result<()> {
     ] {
         let p = out.join(d);
         if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(io(&p))?;
+            std::fs::remove_dir_all(&p).map_err(io_error(&p))?;
         }
     }
     Ok(())
