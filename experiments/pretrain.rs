@@ -64,6 +64,11 @@ fn effect_size(metric: usize, baseline: f64) -> f64 {
 
 struct Args {
     quick: bool,
+    /// The master seed: run seeds are hashed from it and the training-seed index.
+    master_seed: u64,
+    /// Independent replications of the whole study: `master_seed` and `master_seeds - 1`
+    /// master seeds hashed from it; the report records the verdict at each.
+    master_seeds: usize,
     seeds: usize,
     steps: usize,
     preset: String,
@@ -110,6 +115,8 @@ struct RunResult {
     /// Loss on the training sources along the segment to each one's fine-tuned minimum, at
     /// t = 0, 1/4, ..., 1, averaged over the sources (Fig. 7).
     path: Vec<f64>,
+    /// The same toward each held-out language's fine-tuned minimum, loss on that language.
+    held_out_path: Vec<f64>,
     /// Validation loss per training source.
     validation: Vec<(String, f64)>,
     tokens_per_second: f64,
@@ -127,12 +134,24 @@ fn name(v: Variant) -> &'static str {
     }
 }
 
-fn run_one(a: &Args, variant: Variant, seed: usize, device: &Device) -> Result<RunResult> {
+/// The seed of training run `index` under a master seed: hashed, so master seeds give
+/// independent replications and every variant sees the same seeds (paired comparisons).
+fn run_seed(master: u64, index: usize) -> u64 {
+    nexus_lab::stream_seed(master, &format!("pretrain-run:{index}"))
+}
+
+fn run_one(
+    a: &Args,
+    variant: Variant,
+    master: u64,
+    seed: usize,
+    device: &Device,
+) -> Result<RunResult> {
     let cfg = TrainConfig {
         preset: a.preset.clone(),
         variant,
         steps: a.steps,
-        seed: 1000 + seed as u64,
+        seed: run_seed(master, seed),
         eval_every: (a.steps / 6).max(1),
         checkpoint_every: a.steps,
         sources: a
@@ -183,7 +202,7 @@ fn run_one(a: &Args, variant: Variant, seed: usize, device: &Device) -> Result<R
     };
     let (train_sources, held) = (t.data.sources.clone(), t.data.held_out.clone());
     let (close_train, path) = dist(&train_sources)?;
-    let close_held = dist(&held)?.0;
+    let (close_held, held_out_path) = dist(&held)?;
     t.checkpoint()?;
     Ok(RunResult {
         metrics: [
@@ -196,25 +215,87 @@ fn run_one(a: &Args, variant: Variant, seed: usize, device: &Device) -> Result<R
         ],
         curve,
         path,
+        held_out_path,
         validation: e.validation.clone(),
         tokens_per_second,
     })
 }
 
+/// The study at every master seed: the report of the first, with the verdict at each.
 fn run(a: &Args) -> Result<()> {
     let device = a.device.device()?;
-    let bar = ProgressBar::new((a.seeds * VARIANTS.len()) as u64);
+    let masters = nexus_lab::claims::replication_seeds(a.master_seed, a.master_seeds);
+    let bar = ProgressBar::new((masters.len() * a.seeds * VARIANTS.len()) as u64);
+    let mut primary: Option<(ClaimReport, Vec<Series>)> = None;
+    let (mut replications, mut summaries) = (Vec::new(), Vec::new());
+    for &master in &masters {
+        let (rep, interpolation, summary) = study(a, master, &bar, &device)?;
+        eprintln!("pretrain: master seed {master}: {}", rep.verdict.label());
+        replications.push(report::Replication {
+            seed: master,
+            verdict: rep.verdict,
+        });
+        summaries.push(format!(
+            "master seed {master}: {} ({summary})",
+            rep.verdict.label()
+        ));
+        primary.get_or_insert((rep, interpolation));
+    }
+    bar.finish();
+    let (mut rep, interpolation) = primary.ok_or_else(|| nexus_lab::Error::InvalidArgument {
+        name: "master-seeds",
+        reason: "at least one master seed is needed".into(),
+    })?;
+    let stable = replications.iter().all(|r| r.verdict == rep.verdict);
+    rep.findings.push(format!(
+        "Replications: the whole study at {} master seeds ({} training seeds each, seeds hashed from the master seed); the verdict is {} at every master seed. {}.",
+        masters.len(),
+        a.seeds,
+        if stable { "the same" } else { "NOT the same" },
+        summaries.join("; ")
+    ));
+    rep.replications = replications;
+    let id = rep.id.clone();
+    report::write_json(&rep, &a.out)?;
+    report::draw_figure(&rep, &a.out.join(format!("{id}.png")))?;
+    report::draw_curve_figure(
+        &interpolation,
+        "t (0: trained model, 1: a language's fine-tuned minimum)",
+        &format!(
+            "loss on that language (mean over languages and seeds, {:.0}% band)",
+            100.0 * BAND_LEVEL
+        ),
+        &format!("{id}: loss along the line to the per-language minima (Fig. 7)"),
+        &a.out.join(format!("{id}-interpolation.png")),
+    )?;
+    let all = report::load_all(&a.out)?;
+    report::write_summary(&all, &a.out)?;
+    if a.out == Path::new("figures") {
+        report::update_readme(Path::new("README.md"), &all)?;
+    }
+    eprintln!("pretrain: {}", rep.verdict.label());
+    Ok(())
+}
+
+/// Trains every variant at every training seed of one master seed and assembles the report;
+/// also returns the interpolation series (Fig. 7) and the headline numbers in words.
+fn study(
+    a: &Args,
+    master: u64,
+    bar: &ProgressBar,
+    device: &Device,
+) -> Result<(ClaimReport, Vec<Series>, String)> {
     let mut results: Vec<Vec<RunResult>> = Vec::new(); // [variant][seed]
     for v in VARIANTS {
         let mut per_seed = Vec::new();
         for seed in 0..a.seeds {
-            bar.set_message(format!("{} seed {seed}", name(v)));
-            per_seed.push(run_one(a, v, seed, &device)?);
+            bar.set_message(format!("master {master}: {} seed {seed}", name(v)));
+            per_seed.push(run_one(a, v, master, seed, device)?);
             bar.inc(1);
         }
         results.push(per_seed);
     }
-    bar.finish();
+    let mut summary = Vec::new();
     println!(
         "{:<10} {:<26} {:>10} {:>22}",
         "variant",
@@ -270,6 +351,12 @@ fn run(a: &Args) -> Result<()> {
                 0.0,
                 Test::of(&ci, effect),
             ));
+            if *v == Variant::Nexus && (m == 0 || m == 2) {
+                summary.push(format!(
+                    "nexus {metric} {:+.4} [{:+.4}, {:+.4}]",
+                    ci.mean, ci.lo, ci.hi
+                ));
+            }
             if *v == Variant::Nexus && m == 2 {
                 // Two instances of the statement, both tested: "same pretraining loss" is the
                 // paper's |delta| < 0.01, an equivalence (holds when the interval lies inside
@@ -363,6 +450,10 @@ fn run(a: &Args) -> Result<()> {
             })
             .sum::<f64>()
             / a.seeds as f64;
+        summary.push(format!(
+            "minority gain {:+.4} [{:+.4}, {:+.4}]",
+            ci.mean, ci.lo, ci.hi
+        ));
         println!(
             "minority {lang} at {:.0}%: Nexus's validation-loss change there minus elsewhere {:+.4} [{:+.4}, {:+.4}]",
             100.0 * share,
@@ -444,24 +535,33 @@ fn run(a: &Args) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    // Fig. 7: the loss along the straight line to each training source's fine-tuned minimum.
-    let interpolation = [Variant::Adamw, Variant::Nexus]
-        .iter()
-        .map(|v| -> Result<Series> {
-            let vi = VARIANTS.iter().position(|w| w == v).unwrap_or(0);
-            let per_seed: Vec<Vec<f64>> = results[vi].iter().map(|r| r.path.clone()).collect();
+    // Fig. 7: the loss along the straight line to each language's fine-tuned minimum, toward
+    // the training languages and toward the held-out ones.
+    let mut interpolation = Vec::new();
+    for (target, path_of) in [
+        (
+            "training languages",
+            (|r: &RunResult| r.path.clone()) as fn(&RunResult) -> Vec<f64>,
+        ),
+        ("held-out languages", |r: &RunResult| {
+            r.held_out_path.clone()
+        }),
+    ] {
+        for v in [Variant::Adamw, Variant::Nexus] {
+            let vi = VARIANTS.iter().position(|w| *w == v).unwrap_or(0);
+            let per_seed: Vec<Vec<f64>> = results[vi].iter().map(path_of).collect();
             let (y, band) = across_seeds(&per_seed)?;
-            Ok(Series {
-                label: name(*v).into(),
+            interpolation.push(Series {
+                label: format!("{}, toward {target}", name(v)),
                 x: (0..y.len())
                     .map(|i| i as f64 / (y.len() - 1) as f64)
                     .collect(),
                 y,
                 guide: false,
                 band: Some(band),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            });
+        }
+    }
     let defaults = TrainConfig::default();
     let (id, data) = match &a.corpus {
         Some(c) => {
@@ -495,6 +595,7 @@ fn run(a: &Args) -> Result<()> {
     let mut settings = serde_json::json!({"preset": a.preset, "steps": a.steps, "seeds": a.seeds, "accum": defaults.accum, "micro_batch": defaults.micro_batch,
         "seq_len": defaults.seq_len, "lr": defaults.lr, "inner_lr": defaults.inner_lr, "schedule": "warmup 20 + cosine", "ci_level": LEVEL,
         "closeness": "AdamW fine-tuning on a fixed batch per source, lr 1e-3, 20 steps (5 with --quick)", "device": a.device.flag(),
+        "master_seeds": a.master_seeds, "run_seeds": "stream_seed(master, \"pretrain-run:<i>\")",
         "tokens_per_run": tokens_per_run});
     if let (Some(obj), Some(extra)) = (settings.as_object_mut(), data.as_object()) {
         obj.extend(extra.clone());
@@ -504,7 +605,7 @@ fn run(a: &Args) -> Result<()> {
         "Tables 1 and 4, Fig. 7 (empirical claims, at our scale)",
         "Nexus reaches the same pretraining loss as AdamW (|delta| < 0.01) with lower out-of-distribution loss, higher gradient similarity between sources and a smaller distance to per-source minima; NSGD (K = 1) and Muon show no such bias and Nexus-Dot slows pretraining.",
         ClaimKind::UpperBound,
-        1000,
+        master,
         a.quick,
         settings,
         readings,
@@ -512,25 +613,7 @@ fn run(a: &Args) -> Result<()> {
         Figure::Curves { x_label: "outer step".into(), y_label: format!("held-out loss (mean over seeds, {:.0}% band)", 100.0 * BAND_LEVEL), series },
     )?;
     rep.findings = findings;
-    report::write_json(&rep, &a.out)?;
-    report::draw_figure(&rep, &a.out.join(format!("{id}.png")))?;
-    report::draw_curve_figure(
-        &interpolation,
-        "t (0: trained model, 1: fine-tuned minimum of a training source)",
-        &format!(
-            "training-source loss (mean over sources and seeds, {:.0}% band)",
-            100.0 * BAND_LEVEL
-        ),
-        &format!("{id}: loss along the line to the per-source minima (Fig. 7)"),
-        &a.out.join(format!("{id}-interpolation.png")),
-    )?;
-    let all = report::load_all(&a.out)?;
-    report::write_summary(&all, &a.out)?;
-    if a.out == Path::new("figures") {
-        report::update_readme(Path::new("README.md"), &all)?;
-    }
-    eprintln!("pretrain: {}", rep.verdict.label());
-    Ok(())
+    Ok((rep, interpolation, summary.join(", ")))
 }
 
 /// AdamW against Nexus, its ablations and Muon on the synthetic languages, several seeds.
@@ -540,6 +623,13 @@ struct Cli {
     /// A fast smoke pass: 2 seeds, 40 steps (unless given).
     #[arg(long)]
     quick: bool,
+    /// Master seed: every training run's seed is hashed from it.
+    #[arg(long, default_value_t = 1000)]
+    seed: u64,
+    /// Run the whole study at this many master seeds (`--seed` and seeds hashed from it) and
+    /// record the verdict at each: a verdict must not change with the master seed.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    master_seeds: u64,
     /// Training seeds per variant (>= 2, for paired intervals).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     seeds: Option<u64>,
@@ -620,6 +710,8 @@ fn main() -> ExitCode {
     let c = <Cli as clap::Parser>::parse();
     let study = |minority: Option<(String, f64)>| Args {
         quick: c.quick,
+        master_seed: c.seed,
+        master_seeds: c.master_seeds as usize,
         seeds: c.seeds.map_or(if c.quick { 2 } else { 10 }, |s| s as usize),
         steps: c
             .steps
