@@ -14,6 +14,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nexus_lab::bench::{child, fmt_ratio, median, ratio, write_outputs};
 use nexus_lab::cli::DeviceName;
 use nexus_lab::llama::{Kernels, Llama, LlamaConfig, Precision, TrainConfig, Trainer};
 use nexus_lab::params::ParamVec;
@@ -289,56 +290,10 @@ fn step(a: &Step) -> Result<Value> {
     }))
 }
 
-/// Runs `program args` and parses the last line of its standard output as JSON.
-fn child(program: &Path, args: &[String]) -> Result<Value> {
-    let out = Process::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| Error::Io {
-            path: program.display().to_string(),
-            source: e,
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Data(format!(
-            "{} {} failed: {}",
-            program.display(),
-            args.join(" "),
-            err.lines().last().unwrap_or("(no message)")
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(text.lines().last().unwrap_or(""))?)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-/// Median and range of paired ratios `a[i] / b[i]`.
-fn ratio(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
-    let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
-    let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (median(r), lo, hi)
-}
-
 fn field(v: &[Value], key: &str) -> Vec<f64> {
     v.iter()
         .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
         .collect()
-}
-
-fn fmt_ratio((m, lo, hi): (f64, f64, f64)) -> String {
-    format!("{m:.2} [{lo:.2}, {hi:.2}]")
 }
 
 fn me() -> Result<PathBuf> {
@@ -346,18 +301,6 @@ fn me() -> Result<PathBuf> {
         path: "current executable".into(),
         source: e,
     })
-}
-
-fn write_outputs(dir: &Path, stem: &str, table: &str, data: &Value) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        path: dir.display().to_string(),
-        source: e,
-    })?;
-    nexus_lab::report::write_atomic(&dir.join(format!("{stem}.md")), table.as_bytes())?;
-    nexus_lab::report::write_atomic(
-        &dir.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(data)?.as_bytes(),
-    )
 }
 
 /// Before any long work: an output folder, if given, must be creatable and writable.

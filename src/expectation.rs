@@ -3,20 +3,28 @@
 //! ([`crate::nexus::step_direction`]) along every index sequence.
 //!
 //! **Exact.** Sampling with replacement has `N^K` equally likely sequences (`N` sources, `K`
-//! inner steps); without replacement, `N! / (N-K)!` ordered sequences. They are enumerated
-//! depth-first over prefixes, so sequences sharing a prefix share its inner steps: the cost is
-//! `N + N^2 + ... + N^K` gradient evaluations rather than `K N^K`. The first index's subtrees run
-//! in parallel. The displacement is accumulated step by step, not as `start - end`, so it keeps
-//! full float64 relative precision even when it is tiny against `||x||`.
+//! inner steps); without replacement, `N! / (N-K)!` ordered sequences. They form a tree whose
+//! nodes are prefixes, so sequences sharing a prefix share its inner steps: the cost is
+//! `N + N^2 + ... + N^K` gradient evaluations rather than `K N^K`. The tree is walked level by
+//! level: the nodes of one depth are the columns of a matrix, and each source advances all the
+//! nodes that may take it next with one batched gradient call ([`Task::gradients`], a matrix
+//! product for the quadratic, logistic and separable families), so a level costs one matrix
+//! product per source instead of one matrix-vector product per node. When the deepest level
+//! would exceed [`FRONTIER_BYTES`], the nodes are split into groups walked separately (in
+//! parallel), so memory stays bounded. The displacement is accumulated step by step, not as
+//! `start - end`, so it keeps full float64 relative precision even when it is tiny against
+//! `||x||`; the leaves are summed per node, then pairwise, in an order that does not depend on
+//! thread scheduling.
 //!
-//! **Monte Carlo.** For larger `K`, sequences drawn with [`crate::nexus::sample_indices`]; the
-//! estimate comes with a per-coordinate standard error.
+//! **Monte Carlo.** For larger `K`, sequences drawn with [`crate::nexus::sample_indices`], run in
+//! blocks the same way (at each inner step, the sequences whose next index is `s` take one
+//! batched step on source `s`); the estimate comes with a per-coordinate standard error.
 
 use crate::error::{ensure, Result};
-use crate::nexus::{sample_indices, step_direction, NexusConfig, Sampling};
+use crate::nexus::{sample_indices, step_direction, step_scale_from_norm, NexusConfig, Sampling};
 use crate::stats::MeanCi;
 use crate::tasks::Task;
-use nalgebra::DVector;
+use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -44,49 +52,317 @@ pub fn sequence_count(n: usize, k: usize, sampling: Sampling) -> u64 {
     }
 }
 
+/// Bytes one level of the walk may hold per matrix: subtrees whose deepest level would exceed
+/// it are walked separately (in parallel), so memory stays bounded at any `K`.
+pub const FRONTIER_BYTES: usize = 16 << 20;
+
+/// Columns per block: the unit of work (one batched gradient call) and of parallelism. A block
+/// of points and its gradients stay in the core's cache at d = 100 (2 x 200 KB), so the passes
+/// around the matrix product (norms, the step) cost little next to it.
+const BLOCK: usize = 256;
+
+/// Nodes of the index tree, one per column: the point reached, the displacement accumulated
+/// along the way (step by step, for precision), and for sampling without replacement the
+/// sources already used (bit `s`).
+struct Block {
+    x: DMatrix<f64>,
+    disp: DMatrix<f64>,
+    used: Vec<u64>,
+}
+
+impl Block {
+    fn width(&self) -> usize {
+        self.used.len()
+    }
+    fn range(&self, start: usize, len: usize) -> Block {
+        Block {
+            x: self.x.columns(start, len).into_owned(),
+            disp: self.disp.columns(start, len).into_owned(),
+            used: self.used[start..start + len].to_vec(),
+        }
+    }
+    fn select(&self, cols: &[usize]) -> Block {
+        Block {
+            x: self.x.select_columns(cols),
+            disp: self.disp.select_columns(cols),
+            used: cols.iter().map(|&j| self.used[j]).collect(),
+        }
+    }
+    /// The blocks side by side.
+    fn concat(parts: &[Block]) -> Block {
+        let d = parts[0].x.nrows();
+        let m = parts.iter().map(Block::width).sum();
+        let mut out = Block {
+            x: DMatrix::zeros(d, m),
+            disp: DMatrix::zeros(d, m),
+            used: Vec::with_capacity(m),
+        };
+        let mut at = 0;
+        for p in parts {
+            let w = p.width();
+            out.x.columns_mut(at, w).copy_from(&p.x);
+            out.disp.columns_mut(at, w).copy_from(&p.disp);
+            out.used.extend_from_slice(&p.used);
+            at += w;
+        }
+        out
+    }
+}
+
+/// The nodes of one depth, in blocks of at most [`BLOCK`] columns.
+struct Frontier {
+    blocks: Vec<Block>,
+}
+
+impl Frontier {
+    fn width(&self) -> usize {
+        self.blocks.iter().map(Block::width).sum()
+    }
+    /// Consecutive blocks joined up to [`BLOCK`] columns, so that levels grown from narrow
+    /// blocks (the first levels) still make matrix products of full width.
+    fn merged(blocks: Vec<Block>) -> Frontier {
+        let mut out = Vec::new();
+        let mut pending: Vec<Block> = Vec::new();
+        let mut width = 0;
+        for b in blocks {
+            if b.width() >= BLOCK {
+                out.push(b);
+                continue;
+            }
+            if width + b.width() > BLOCK {
+                out.push(Block::concat(&pending));
+                pending.clear();
+                width = 0;
+            }
+            width += b.width();
+            pending.push(b);
+        }
+        if !pending.is_empty() {
+            out.push(Block::concat(&pending));
+        }
+        Frontier { blocks: out }
+    }
+    /// The nodes in groups of at most `per_group` columns.
+    fn split(&self, per_group: usize) -> Vec<Frontier> {
+        let mut groups = vec![Frontier { blocks: Vec::new() }];
+        let mut room = per_group;
+        for b in &self.blocks {
+            let mut start = 0;
+            while start < b.width() {
+                if room == 0 {
+                    groups.push(Frontier { blocks: Vec::new() });
+                    room = per_group;
+                }
+                let len = room.min(b.width() - start);
+                let last = groups.len() - 1;
+                groups[last].blocks.push(b.range(start, len));
+                start += len;
+                room -= len;
+            }
+        }
+        groups
+    }
+}
+
+/// Sum over leaves of the final displacement, number of leaves, gradient evaluations.
+type Totals = (DVector<f64>, u64, u64);
+
 struct Walk<'a, T> {
     tasks: &'a [T],
     cfg: &'a NexusConfig,
+    /// Most columns one level may hold.
+    capacity: usize,
 }
 
 impl<T: Task> Walk<'_, T> {
-    /// Sum over all completions of the prefix of the final displacement; returns (sum, count, steps).
-    fn subtree(
-        &self,
-        x: &DVector<f64>,
-        disp: &DVector<f64>,
-        depth: usize,
-        used: &mut Vec<bool>,
-    ) -> Result<(DVector<f64>, u64, u64)> {
-        if depth == self.cfg.inner_steps {
-            return Ok((disp.clone(), 1, 0));
+    /// Children per node at `depth` (that many sources are still available).
+    fn branching(&self, depth: usize) -> usize {
+        match self.cfg.sampling {
+            Sampling::WithReplacement => self.tasks.len(),
+            Sampling::WithoutReplacement => self.tasks.len() - depth,
         }
-        let mut sum = DVector::zeros(x.len());
-        let (mut count, mut steps) = (0u64, 0u64);
-        for s in 0..self.tasks.len() {
-            if self.cfg.sampling == Sampling::WithoutReplacement && used[s] {
-                continue;
-            }
-            let dir = step_direction(&self.tasks[s].gradient(x)?, self.cfg)?;
-            used[s] = true;
-            let (sub, c, st) = self.subtree(&(x - &dir), &(disp + &dir), depth + 1, used)?;
-            used[s] = false;
-            sum += sub;
-            count += c;
-            steps += st + 1;
-        }
-        Ok((sum, count, steps))
     }
+
+    /// Nodes at the last depth `K - 1` below one node at `depth`.
+    fn growth(&self, depth: usize) -> usize {
+        (depth..self.cfg.inner_steps - 1)
+            .map(|m| self.branching(m))
+            .fold(1usize, |a, b| a.saturating_mul(b))
+    }
+
+    /// The nodes of `b` that may take source `s` next: all of them with replacement (`None`).
+    fn eligible(&self, b: &Block, s: usize) -> Option<Block> {
+        match self.cfg.sampling {
+            Sampling::WithReplacement => None,
+            Sampling::WithoutReplacement => {
+                let cols: Vec<usize> = (0..b.width())
+                    .filter(|&j| b.used[j] & (1 << s) == 0)
+                    .collect();
+                Some(b.select(&cols))
+            }
+        }
+    }
+
+    /// The totals below the nodes of `f`, which sit at `depth`: level by level, every level
+    /// advanced by one batched gradient call per block and source, all of them in parallel;
+    /// the nodes are split into groups walked separately when a level would outgrow the
+    /// memory budget.
+    fn walk(&self, f: Frontier, depth: usize) -> Result<Totals> {
+        let d = self.tasks[0].dim();
+        let (m, growth) = (f.width(), self.growth(depth));
+        if m > 1 && m.saturating_mul(growth) > self.capacity {
+            let groups = f.split((self.capacity / growth).max(1));
+            drop(f);
+            // Collected in order and summed in order: the result does not depend on how rayon
+            // schedules the groups.
+            let parts: Vec<Result<Totals>> = groups
+                .into_par_iter()
+                .map(|g| self.walk(g, depth))
+                .collect();
+            return sum_totals(d, parts);
+        }
+        if depth + 1 == self.cfg.inner_steps {
+            return self.last_level(&f);
+        }
+        let children = self.advance(&f)?;
+        let steps = children.width() as u64;
+        drop(f);
+        let (sum, count, below) = self.walk(children, depth + 1)?;
+        Ok((sum, count, below + steps))
+    }
+
+    /// The (block, source) pairs of a level, the unit of parallel work.
+    fn items(&self, f: &Frontier) -> Vec<(usize, usize)> {
+        (0..f.blocks.len())
+            .flat_map(|b| (0..self.tasks.len()).map(move |s| (b, s)))
+            .collect()
+    }
+
+    /// Every node of `f` takes one inner step on every source it may use: the next level.
+    fn advance(&self, f: &Frontier) -> Result<Frontier> {
+        let children = self
+            .items(f)
+            .into_par_iter()
+            .map(|(b, s)| -> Result<Option<Block>> {
+                let own;
+                let parents = match self.eligible(&f.blocks[b], s) {
+                    None => &f.blocks[b],
+                    Some(sub) => {
+                        own = sub;
+                        &own
+                    }
+                };
+                if parents.width() == 0 {
+                    return Ok(None);
+                }
+                let g = self.tasks[s].gradients(&parents.x)?;
+                let mut child = Block {
+                    x: parents.x.clone(),
+                    disp: parents.disp.clone(),
+                    used: parents.used.iter().map(|u| u | (1 << s)).collect(),
+                };
+                for j in 0..g.ncols() {
+                    let gj = g.column(j);
+                    let c = step_scale_from_norm(|| Ok(gj.dot(&gj).sqrt()), self.cfg)?;
+                    // The arithmetic of `step_direction`: dir = c g, then x - dir, disp + dir.
+                    for i in 0..gj.len() {
+                        let dir = c * gj[i];
+                        child.x[(i, j)] -= dir;
+                        child.disp[(i, j)] += dir;
+                    }
+                }
+                Ok(Some(child))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Frontier::merged(children.into_iter().flatten().collect()))
+    }
+
+    /// The last inner step of every sequence below `f`: the sum of the final displacements
+    /// `disp + dir` over the leaves, per (block, source) then in order across them.
+    fn last_level(&self, f: &Frontier) -> Result<Totals> {
+        let d = self.tasks[0].dim();
+        let parts = self
+            .items(f)
+            .into_par_iter()
+            .map(|(b, s)| -> Result<Totals> {
+                let own;
+                let parents = match self.eligible(&f.blocks[b], s) {
+                    None => &f.blocks[b],
+                    Some(sub) => {
+                        own = sub;
+                        &own
+                    }
+                };
+                let mut sum = DVector::zeros(d);
+                if parents.width() == 0 {
+                    return Ok((sum, 0, 0));
+                }
+                let g = self.tasks[s].gradients(&parents.x)?;
+                for j in 0..g.ncols() {
+                    let gj = g.column(j);
+                    let c = step_scale_from_norm(|| Ok(gj.dot(&gj).sqrt()), self.cfg)?;
+                    for i in 0..d {
+                        sum[i] += parents.disp[(i, j)] + c * gj[i];
+                    }
+                }
+                let n = g.ncols() as u64;
+                Ok((sum, n, n))
+            })
+            .collect::<Vec<_>>();
+        sum_totals(d, parts)
+    }
+}
+
+/// `c_j g_j` for every column `x_j` of `xs`: the directions one inner step on `task` subtracts
+/// ([`crate::nexus::step_scale_from_norm`], the rule of [`step_direction`]).
+fn directions<T: Task>(task: &T, xs: &DMatrix<f64>, cfg: &NexusConfig) -> Result<DMatrix<f64>> {
+    let mut g = task.gradients(xs)?;
+    for mut column in g.column_iter_mut() {
+        let c = step_scale_from_norm(|| Ok(column.dot(&column).sqrt()), cfg)?;
+        column *= c;
+    }
+    Ok(g)
+}
+
+/// The totals of the parts added in order, pairwise (rounding error growing with the log of
+/// their number).
+fn sum_totals(d: usize, parts: Vec<Result<Totals>>) -> Result<Totals> {
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    fn pairwise(p: &[Totals], d: usize) -> Totals {
+        match p.len() {
+            0 => (DVector::zeros(d), 0, 0),
+            1 => p[0].clone(),
+            n => {
+                let (a, b) = (pairwise(&p[..n / 2], d), pairwise(&p[n / 2..], d));
+                (a.0 + b.0, a.1 + b.1, a.2 + b.2)
+            }
+        }
+    }
+    Ok(pairwise(&parts, d))
 }
 
 /// `E[pg]` at `x` by enumerating every index sequence.
 pub fn exact<T: Task>(tasks: &[T], x: &DVector<f64>, cfg: &NexusConfig) -> Result<Exact> {
+    exact_within(tasks, x, cfg, FRONTIER_BYTES)
+}
+
+/// [`exact`] with at most `frontier_bytes` per level matrix (at least one column): the same
+/// expectation to float64 rounding, walked in more, smaller subtrees when the budget is small.
+pub fn exact_within<T: Task>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    cfg: &NexusConfig,
+    frontier_bytes: usize,
+) -> Result<Exact> {
     cfg.validate()?;
     let n = tasks.len();
     ensure(n >= 1, "tasks", || "need at least one source".into())?;
     if cfg.sampling == Sampling::WithoutReplacement {
         ensure(cfg.inner_steps <= n, "K", || {
             format!("without replacement needs K <= {n}")
+        })?;
+        ensure(n <= 64, "tasks", || {
+            format!("sampling without replacement is enumerated for at most 64 sources, got {n}")
         })?;
     }
     let total = sequence_count(n, cfg.inner_steps, cfg.sampling);
@@ -95,26 +371,19 @@ pub fn exact<T: Task>(tasks: &[T], x: &DVector<f64>, cfg: &NexusConfig) -> Resul
             "{total} sequences exceed the exact engine's limit {MAX_SEQUENCES}; use Monte Carlo"
         )
     })?;
-    let walk = Walk { tasks, cfg };
-    let zero = DVector::zeros(x.len());
-    let branches: Vec<Result<(DVector<f64>, u64, u64)>> = (0..n)
-        .into_par_iter()
-        .map(|s| {
-            let dir = step_direction(&tasks[s].gradient(x)?, cfg)?;
-            let mut used = vec![false; n];
-            used[s] = true;
-            let (sum, c, st) = walk.subtree(&(x - &dir), &(&zero + &dir), 1, &mut used)?;
-            Ok((sum, c, st + 1))
-        })
-        .collect();
-    let mut sum = DVector::zeros(x.len());
-    let (mut count, mut steps) = (0u64, 0u64);
-    for b in branches {
-        let (s, c, st) = b?;
-        sum += s;
-        count += c;
-        steps += st;
-    }
+    let root = Frontier {
+        blocks: vec![Block {
+            x: DMatrix::from_column_slice(x.len(), 1, x.as_slice()),
+            disp: DMatrix::zeros(x.len(), 1),
+            used: vec![0],
+        }],
+    };
+    let walk = Walk {
+        tasks,
+        cfg,
+        capacity: (frontier_bytes / (8 * x.len().max(1))).max(1),
+    };
+    let (sum, count, steps) = walk.walk(root, 0)?;
     Ok(Exact {
         mean: sum / count as f64,
         sequences: count,
@@ -143,6 +412,36 @@ impl MonteCarlo {
     }
 }
 
+/// The displacement of each sequence of `sequences` from `x` (one column each), all sequences
+/// advanced together: at inner step `m`, the columns whose `m`-th index is `s` take one batched
+/// step on source `s`.
+fn run_sequences<T: Task>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    sequences: &[Vec<usize>],
+    cfg: &NexusConfig,
+) -> Result<DMatrix<f64>> {
+    let (d, n) = (x.len(), sequences.len());
+    let mut points = DMatrix::from_fn(d, n, |i, _| x[i]);
+    let mut disp = DMatrix::zeros(d, n);
+    for m in 0..cfg.inner_steps {
+        for (s, task) in tasks.iter().enumerate() {
+            let cols: Vec<usize> = (0..n).filter(|&j| sequences[j][m] == s).collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let dir = directions(task, &points.select_columns(&cols), cfg)?;
+            for (i, &j) in cols.iter().enumerate() {
+                let mut p = points.column_mut(j);
+                p -= dir.column(i);
+                let mut q = disp.column_mut(j);
+                q += dir.column(i);
+            }
+        }
+    }
+    Ok(disp)
+}
+
 /// `E[pg]` at `x` from `samples` sequences; the per-coordinate intervals have level
 /// `1 - (1 - level) / d` each (Bonferroni), so all `d` hold together with probability `level`.
 pub fn monte_carlo<T: Task, R: Rng + ?Sized>(
@@ -155,16 +454,16 @@ pub fn monte_carlo<T: Task, R: Rng + ?Sized>(
 ) -> Result<MonteCarlo> {
     cfg.validate()?;
     let d = x.len();
+    // All sequences are drawn first, in order, so the draws are those of a sequence-by-sequence
+    // loop; they then run in blocks, every inner step one batched gradient call per source.
+    let sequences = (0..samples)
+        .map(|_| sample_indices(cfg, tasks.len(), rng))
+        .collect::<Result<Vec<_>>>()?;
+    let block = (FRONTIER_BYTES / (8 * d.max(1))).max(1);
     let mut draws: Vec<DVector<f64>> = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let idx = sample_indices(cfg, tasks.len(), rng)?;
-        let (mut y, mut disp) = (x.clone(), DVector::zeros(d));
-        for s in idx {
-            let dir = step_direction(&tasks[s].gradient(&y)?, cfg)?;
-            y -= &dir;
-            disp += dir;
-        }
-        draws.push(disp);
+    for chunk in sequences.chunks(block) {
+        let disp = run_sequences(tasks, x, chunk, cfg)?;
+        draws.extend(disp.column_iter().map(|c| c.into_owned()));
     }
     let per_coord = 1.0 - (1.0 - level) / d as f64;
     let coords = (0..d)

@@ -10,12 +10,14 @@
 //!   per instance, used both by the property tests in `theorems/` and by the reports;
 //! - [`report`]: verdicts, JSON reports, `figures/REPORT.md` and the figures.
 
+pub mod bench;
 pub mod claims;
 pub mod cli;
 pub mod corpus;
 pub mod error;
 pub mod expansion;
 pub mod expectation;
+pub mod linalg;
 pub mod llama;
 pub mod metrics;
 pub mod nexus;

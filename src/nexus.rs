@@ -120,10 +120,17 @@ impl<T: Objective> SourceGradients<T::Param> for Vec<T> {
 /// zero-gradient rule of the module docs). The exact engine ([`step_direction`]) and training
 /// ([`inner_step`]) both go through it.
 pub fn step_scale<P: ParamVec>(g: &P, cfg: &NexusConfig) -> Result<f64> {
+    step_scale_from_norm(|| g.norm(), cfg)
+}
+
+/// [`step_scale`] with `||g||` supplied by `norm` (called only for the normalized step): the
+/// same rule for the batched engines ([`crate::expectation`]), which hold gradients as the
+/// columns of a matrix.
+pub fn step_scale_from_norm(norm: impl FnOnce() -> Result<f64>, cfg: &NexusConfig) -> Result<f64> {
     match cfg.inner_step {
         InnerStep::Raw => Ok(cfg.inner_lr),
         InnerStep::Normalized => {
-            let norm = g.norm()?;
+            let norm = norm()?;
             if !norm.is_finite() {
                 return Err(Error::NonFinite("inner gradient"));
             }

@@ -9,7 +9,9 @@
 use nalgebra::DVector;
 use nexus_lab::rng_for;
 use nexus_lab::strategies;
-use nexus_lab::tasks::{spectral_norm, symmetric_extremes, Family, Task, TaskDistribution};
+use nexus_lab::tasks::{
+    spectral_norm, symmetric_extremes, Family, Rotated, Scaled, Task, TaskDistribution, Tilted,
+};
 use proptest::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -87,6 +89,32 @@ proptest! {
         let x = task.minimizer() + random_vec(d, &mut rng);
         let (u, v) = (random_vec(d, &mut rng), random_vec(d, &mut rng));
         check_task(task.as_ref(), &x, &u, &v)?;
+    }
+
+    /// The batched oracle (`gradients`, matrix products where the family has them) equals the
+    /// gradient column by column, for every family and through every wrapper: to float64
+    /// rounding of a length-d product on O(1) numbers (1e-12 relative).
+    #[test]
+    fn batched_gradients_match_columnwise(family in strategies::family(), d in 1usize..9, columns in 0usize..6, seed in strategies::seed()) {
+        let mut rng = rng_for(seed, "batched");
+        let task = TaskDistribution::new(family, d, 1.0).unwrap().sample(&mut rng).unwrap();
+        let rotation = nexus_lab::tasks::random_orthogonal(d, &mut rng);
+        let tilt = random_vec(d, &mut rng);
+        let xs = nalgebra::DMatrix::from_fn(d, columns, |_, _| Distribution::<f64>::sample(&StandardNormal, &mut rng));
+        let wrapped: Vec<Box<dyn Task + '_>> = vec![
+            Box::new(Scaled::new(&task, 1.7).unwrap()),
+            Box::new(Rotated::new(&task, rotation).unwrap()),
+            Box::new(Tilted::new(&task, tilt).unwrap()),
+        ];
+        for t in std::iter::once(&task).chain(&wrapped) {
+            let batched = t.gradients(&xs).unwrap();
+            prop_assert_eq!(batched.shape(), (d, columns));
+            for (j, x) in xs.column_iter().enumerate() {
+                let g = t.gradient(&x.into_owned()).unwrap();
+                prop_assert!((batched.column(j) - &g).norm() <= 1e-12 * (1.0 + g.norm()), "column {}: {} vs {}", j, batched.column(j), g);
+            }
+        }
+        prop_assert!(task.gradients(&nalgebra::DMatrix::zeros(d + 1, 2)).is_err());
     }
 
     /// The minimizer is stationary, and the stated constants bound what we measure at random

@@ -124,6 +124,23 @@ impl Task for LogisticRegression {
         );
         Ok(self.features.transpose() * coef / self.n() + v * self.reg)
     }
+    /// `X^T C / n + reg W` with `C_ij = -s(-m_ij) y_i` and margins `m = diag(y) X W`: two
+    /// matrix products for all the points.
+    fn gradients(&self, ws: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        if ws.nrows() != self.features.ncols() {
+            return Err(Error::DimensionMismatch {
+                expected: self.features.ncols(),
+                got: ws.nrows(),
+            });
+        }
+        let mut coef = crate::linalg::matmul(&self.features, ws)?;
+        for mut column in coef.column_iter_mut() {
+            for (c, &y) in column.iter_mut().zip(self.labels.iter()) {
+                *c = -sigmoid(-(*c * y)) * y;
+            }
+        }
+        Ok(crate::linalg::matmul_tn(&self.features, &coef)? / self.n() + ws * self.reg)
+    }
     fn third_contract(
         &self,
         w: &DVector<f64>,

@@ -70,6 +70,19 @@ pub trait Task: Objective<Param = DVector<f64>> + Send + Sync {
     fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
         Ok(self.hessian(x)? * v)
     }
+    /// `grad L` at every column of `xs` (one point per column): the batched oracle with which
+    /// the exact and Monte Carlo engines advance many points at once
+    /// ([`crate::expectation`]). The default evaluates [`Objective::gradient`] column by
+    /// column; the quadratic, logistic and separable families override it with matrix
+    /// products ([`crate::linalg`]), equal to the column-wise values to float64 rounding
+    /// (tested in `tests/derivatives.rs`).
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        let mut out = DMatrix::zeros(xs.nrows(), xs.ncols());
+        for (j, x) in xs.column_iter().enumerate() {
+            out.set_column(j, &self.gradient(&x.into_owned())?);
+        }
+        Ok(out)
+    }
     /// The third-derivative contraction `D^3 L(x)[u, v, .]`, a vector.
     fn third_contract(
         &self,
@@ -113,6 +126,22 @@ impl TaskConstants {
             g_max: curvature.lambda_max * (dist + radius),
         }
     }
+}
+
+/// `xs - center` in every column: the displacements from a task's center, checked for
+/// dimension.
+pub(crate) fn minus_center(xs: &DMatrix<f64>, center: &DVector<f64>) -> Result<DMatrix<f64>> {
+    if xs.nrows() != center.len() {
+        return Err(crate::error::Error::DimensionMismatch {
+            expected: center.len(),
+            got: xs.nrows(),
+        });
+    }
+    let mut dx = xs.clone();
+    for mut column in dx.column_iter_mut() {
+        column -= center;
+    }
+    Ok(dx)
 }
 
 /// Numerically stable `log(1 + e^x)`.
@@ -160,6 +189,9 @@ macro_rules! forward_task {
             }
             fn hessian_vector(&self, x: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
                 (**self).hessian_vector(x, v)
+            }
+            fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+                (**self).gradients(xs)
             }
             fn third_contract(&self, x: &DVector<f64>, u: &DVector<f64>, v: &DVector<f64>) -> Result<DVector<f64>> {
                 (**self).third_contract(x, u, v)

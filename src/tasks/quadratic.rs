@@ -67,6 +67,9 @@ impl Task for IsotropicQuadratic {
         check_dim(self.center.len(), x)?;
         Ok(v * self.a)
     }
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        Ok(super::minus_center(xs, &self.center)? * self.a)
+    }
     fn third_contract(
         &self,
         x: &DVector<f64>,
@@ -152,6 +155,10 @@ impl Task for Quadratic {
     fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
         check_dim(self.center.len(), x)?;
         Ok(self.hessian.clone())
+    }
+    /// `H (X - x* 1^T)`: one matrix product for all the points.
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        crate::linalg::matmul(&self.hessian, &super::minus_center(xs, &self.center)?)
     }
     fn third_contract(
         &self,

@@ -133,6 +133,23 @@ impl Task for SoftplusSeparable {
     fn dim(&self) -> usize {
         self.center.len()
     }
+    /// `Q^T phi'(Q (X - x* 1^T))`: two matrix products for all the points (none unrotated).
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        let dx = super::minus_center(xs, &self.center)?;
+        let mut z = match &self.rotation {
+            Some(q) => crate::linalg::matmul(q, &dx)?,
+            None => dx,
+        };
+        for mut column in z.column_iter_mut() {
+            for (i, zi) in column.iter_mut().enumerate() {
+                *zi = self.dphi(i, *zi);
+            }
+        }
+        match &self.rotation {
+            Some(q) => crate::linalg::matmul_tn(q, &z),
+            None => Ok(z),
+        }
+    }
     fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
         let z = self.to_local(x)?;
         let diag = DVector::from_iterator(

@@ -35,6 +35,9 @@ impl<T: Task> Task for Scaled<T> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        Ok(self.inner.gradients(xs)? * self.factor)
+    }
     fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
         Ok(self.inner.hessian(x)? * self.factor)
     }
@@ -107,6 +110,10 @@ impl<T: Task> Task for Rotated<T> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        let back = crate::linalg::matmul_tn(&self.rotation, xs)?;
+        crate::linalg::matmul(&self.rotation, &self.inner.gradients(&back)?)
+    }
     fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
         Ok(&self.rotation * self.inner.hessian(&self.back(x))? * self.rotation.transpose())
     }
@@ -161,6 +168,13 @@ impl<T: Task> Objective for Tilted<T> {
 impl<T: Task> Task for Tilted<T> {
     fn dim(&self) -> usize {
         self.inner.dim()
+    }
+    fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+        let mut g = self.inner.gradients(xs)?;
+        for mut column in g.column_iter_mut() {
+            column -= &self.tilt;
+        }
+        Ok(g)
     }
     fn hessian(&self, x: &DVector<f64>) -> Result<DMatrix<f64>> {
         self.inner.hessian(x)

@@ -1,0 +1,236 @@
+//! Speed of the exact expectation engine ([`nexus_lab::expectation::exact`]) beside NumPy and
+//! against the dgemm floor, in one command. Each case enumerates every index sequence of one
+//! Nexus step over K anisotropic quadratic sources (dense Hessians that do not commute) at
+//! dimension d; the work is one d x d matrix-vector product per node of the index tree. The
+//! floor is that work at the rate of NumPy's own dgemm on this machine (best of 5 products of
+//! 2000 x 2000 matrices). Peers (`peers/numpy_expectation.py`):
+//!
+//! - NumPy depth-first: prefixes shared, one matrix-vector product per node (what a NumPy user
+//!   writes first);
+//! - NumPy level: the same level-by-level algorithm as ours (one matrix product per source and
+//!   depth), in NumPy.
+//!
+//! Runs are interleaved round by round and every time is the median over rounds; each peer's
+//! mean is checked against ours (to float64 rounding) before any time is reported.
+//!
+//! ```text
+//! scripts/setup-peers.sh                                  # once: NumPy in .venv-peers/
+//! cargo run --release --bin expectation_bench -- --out figures
+//! ```
+
+use clap::Parser;
+use nalgebra::DVector;
+use nexus_lab::bench::{child, fmt_ratio, median, ratio, write_outputs};
+use nexus_lab::error::io_error;
+use nexus_lab::expectation::exact;
+use nexus_lab::nexus::NexusConfig;
+use nexus_lab::tasks::{BoxedTask, Family, Task, TaskDistribution};
+use nexus_lab::{rng_for, Error, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The cases of the table: (K, d), the paper's setting of K sources and K inner steps.
+const CASES: [(usize, usize); 3] = [(6, 100), (4, 1000), (8, 100)];
+/// Inner step size (any value: the work does not depend on it).
+const GAMMA: f64 = 0.01;
+/// Relative agreement required between our mean and a peer's: both sum millions of float64
+/// steps in different orders (observed ~1e-15; 1e-10 leaves room without hiding a wrong sum).
+const AGREEMENT: f64 = 1e-10;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The exact expectation engine beside NumPy and the dgemm floor"
+)]
+struct Cli {
+    /// Rounds; in each, our engine and each peer run once, interleaved.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Python with NumPy (scripts/setup-peers.sh installs it in .venv-peers/).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-peers/bin/python"))]
+    python: PathBuf,
+    /// Also run NumPy depth-first at K = 8 (19 million matrix-vector products from Python:
+    /// minutes per round).
+    #[arg(long)]
+    slow_peer: bool,
+    /// Write expectation_bench.md and .json here.
+    #[arg(long, value_parser = nexus_lab::cli::output_dir)]
+    out: Option<PathBuf>,
+}
+
+struct Case {
+    k: usize,
+    d: usize,
+    tasks: Vec<BoxedTask>,
+    x: DVector<f64>,
+    cfg: NexusConfig,
+    input: PathBuf,
+}
+
+impl Case {
+    fn new(k: usize, d: usize) -> Result<Self> {
+        let dist = TaskDistribution::new(Family::Anisotropic { mu: 0.5, l: 2.0 }, d, 0.5)?;
+        let tasks = dist.sample_many(k, &mut rng_for(1, "bench"))?;
+        let x = &dist.center + DVector::from_element(d, 2.0 / (d as f64).sqrt());
+        let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("target/expectation-bench/k{k}-d{d}"));
+        Ok(Self {
+            k,
+            d,
+            tasks,
+            x,
+            cfg: NexusConfig::new(k, GAMMA)?,
+            input,
+        })
+    }
+
+    /// The peer's input: `meta.json` and the Hessians, centres and start point as float64.
+    fn write_input(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.input).map_err(io_error(&self.input))?;
+        let mut raw: Vec<f64> = Vec::new();
+        for t in &self.tasks {
+            raw.extend(t.hessian(&self.x)?.iter());
+        }
+        for t in &self.tasks {
+            raw.extend(t.minimizer().iter());
+        }
+        raw.extend(self.x.iter());
+        let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let path = self.input.join("tasks.bin");
+        std::fs::write(&path, bytes).map_err(io_error(&path))?;
+        let meta = json!({"n": self.k, "d": self.d, "k": self.k, "gamma": GAMMA});
+        let path = self.input.join("meta.json");
+        std::fs::write(&path, meta.to_string()).map_err(io_error(&path))
+    }
+
+    /// Our engine, timed: seconds, the mean and the gradient evaluations.
+    fn ours(&self) -> Result<(f64, DVector<f64>, u64)> {
+        let start = Instant::now();
+        let e = exact(&self.tasks, &self.x, &self.cfg)?;
+        Ok((start.elapsed().as_secs_f64(), e.mean, e.inner_steps))
+    }
+}
+
+/// One peer run: its time, after checking its mean against ours.
+fn peer(cli: &Cli, case: &Case, mode: &str, ours: &DVector<f64>, dgemm: bool) -> Result<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/numpy_expectation.py");
+    let mut args = vec![
+        script.display().to_string(),
+        "--input".into(),
+        case.input.display().to_string(),
+        "--mode".into(),
+        mode.into(),
+        "--repeats".into(),
+        "1".into(),
+    ];
+    if dgemm {
+        args.push("--dgemm".into());
+    }
+    let v = child(&cli.python, &args)?;
+    let mean: Vec<f64> = v["mean"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let diff = if mean.len() == ours.len() {
+        (DVector::from_vec(mean) - ours).norm() / ours.norm()
+    } else {
+        f64::INFINITY
+    };
+    if diff.is_nan() || diff > AGREEMENT {
+        return Err(Error::Data(format!(
+            "NumPy {mode} disagrees with nexus-lab at K = {}, d = {}: relative difference {diff:e}",
+            case.k, case.d
+        )));
+    }
+    Ok(v)
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    if let Some(out) = &cli.out {
+        nexus_lab::cli::check_writable(out)?;
+    }
+    if !cli.python.exists() {
+        return Err(Error::InvalidArgument {
+            name: "python",
+            reason: format!(
+                "{} not found: run scripts/setup-peers.sh first (or pass --python)",
+                cli.python.display()
+            ),
+        });
+    }
+    let mut table = String::from(
+        "| case | work | nexus-lab | NumPy level | NumPy depth-first | dgemm floor | nexus-lab / floor | NumPy level / nexus-lab | NumPy depth-first / nexus-lab |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut rows = Vec::new();
+    for (k, d) in CASES {
+        let case = Case::new(k, d)?;
+        case.write_input()?;
+        let (_, reference, evaluations) = case.ours()?; // warm-up, and the reference mean
+        let flops = evaluations as f64 * 2.0 * (d * d) as f64;
+        let depth_first = cli.slow_peer || k < 8;
+        let (mut ours, mut level, mut df, mut rate) = (vec![], vec![], vec![], 0.0f64);
+        for round in 0..cli.rounds {
+            let (t, mean, _) = case.ours()?;
+            if (&mean - &reference).norm() != 0.0 {
+                return Err(Error::Data(
+                    "the engine's result changed between runs".into(),
+                ));
+            }
+            ours.push(t);
+            let v = peer(cli, &case, "level", &reference, round == 0)?;
+            rate = rate.max(v["dgemm_gflops"].as_f64().unwrap_or(0.0));
+            level.push(v["seconds"][0].as_f64().unwrap_or(f64::NAN));
+            if depth_first {
+                let v = peer(cli, &case, "depth-first", &reference, false)?;
+                df.push(v["seconds"][0].as_f64().unwrap_or(f64::NAN));
+            }
+            eprintln!("expectation_bench: K = {k}, d = {d}, round {round} done");
+        }
+        let floor = flops / (rate * 1e9);
+        let ms = |v: &[f64]| 1e3 * median(v.to_vec());
+        let over_floor = median(ours.clone()) / floor;
+        let df_cell = if depth_first {
+            format!("{:.1} ms", ms(&df))
+        } else {
+            "not run (--slow-peer)".into()
+        };
+        let df_ratio = if depth_first {
+            fmt_ratio(ratio(&df, &ours))
+        } else {
+            "-".into()
+        };
+        table.push_str(&format!(
+            "| K = {k}, d = {d} | {evaluations} gradient evaluations, {:.2} GFLOP | {:.1} ms | {:.1} ms | {df_cell} | {:.1} ms | {over_floor:.2} | {} | {df_ratio} |\n",
+            flops / 1e9,
+            ms(&ours),
+            ms(&level),
+            1e3 * floor,
+            fmt_ratio(ratio(&level, &ours)),
+        ));
+        rows.push(
+            json!({"k": k, "d": d, "gradient_evaluations": evaluations, "flops": flops,
+            "nexus_lab_s": ours, "numpy_level_s": level, "numpy_depth_first_s": df,
+            "dgemm_gflops": rate, "floor_s": floor}),
+        );
+    }
+    let threads = rayon::current_num_threads();
+    table.push_str(&format!(
+        "\nMedians over {} interleaved rounds; ratios are medians of per-round ratios [min, max]. nexus-lab on {threads} threads (rayon), NumPy with its own BLAS threads. The floor is the work (2 d^2 flops per gradient evaluation) at NumPy's best dgemm rate on this machine. Generated by `cargo run --release --bin expectation_bench -- --out figures` (nexus-lab {}).\n",
+        cli.rounds,
+        nexus_lab::VERSION
+    ));
+    print!("{table}");
+    if let Some(out) = &cli.out {
+        let data = json!({"rounds": cli.rounds, "threads": threads, "gamma": GAMMA,
+            "crate_version": nexus_lab::VERSION, "cases": rows});
+        write_outputs(out, "expectation_bench", &table, &data)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    nexus_lab::cli::finish("expectation_bench", run(&cli))
+}

@@ -1,0 +1,108 @@
+//! Dense matrix products for the batched gradient oracles ([`crate::tasks::Task::gradients`]).
+//!
+//! nalgebra's own product (the `matrixmultiply` kernels, one thread, AVX2) reaches about half of
+//! what this 2-core machine can do; `gemm` (already in the build for Candle) has AVX-512 kernels
+//! chosen at run time and splits large products over rayon's threads. Both work on nalgebra's
+//! column-major storage, so no copies are made. `benches/expectation.rs` measures the result
+//! against NumPy's dgemm.
+
+use crate::error::{Error, Result};
+use gemm::Parallelism;
+use nalgebra::DMatrix;
+
+/// Products below this many floating-point operations run on one thread: splitting them costs
+/// more than it saves (about 0.1 ms of rayon hand-off against 1 ms of work at 40 GFLOP/s).
+const PARALLEL_FLOPS: usize = 1 << 22;
+
+/// `a * b`.
+pub fn matmul(a: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+    product(a, false, b)
+}
+
+/// `a^T * b`, without forming `a^T`.
+pub fn matmul_tn(a: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+    product(a, true, b)
+}
+
+fn product(a: &DMatrix<f64>, transpose_a: bool, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+    let (m, k) = if transpose_a {
+        (a.ncols(), a.nrows())
+    } else {
+        a.shape()
+    };
+    let n = b.ncols();
+    if b.nrows() != k {
+        return Err(Error::DimensionMismatch {
+            expected: k,
+            got: b.nrows(),
+        });
+    }
+    let mut out = DMatrix::zeros(m, n);
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(out);
+    }
+    // Column-major: element (i, j) of an r-row matrix sits at i + j r (row stride 1, column
+    // stride r); the transpose swaps the strides.
+    let (a_rs, a_cs) = if transpose_a {
+        (a.nrows() as isize, 1)
+    } else {
+        (1, a.nrows() as isize)
+    };
+    // Inside a rayon task the caller already runs products in parallel (the exact engine's
+    // blocks): one thread each.
+    let parallelism = if 2 * m * n * k >= PARALLEL_FLOPS && rayon::current_thread_index().is_none()
+    {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: `out` is m x n, `a` (or its transpose) m x k and `b` k x n, all column-major and
+    // alive for the call, with the strides above; `out` does not alias the inputs, and with
+    // `read_dst = false` its prior contents are not read.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            m as isize,
+            1,
+            false,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngExt;
+
+    /// Against nalgebra's product, to float64 rounding of a length-k dot product.
+    #[test]
+    fn products_match_nalgebra() {
+        let mut rng = crate::rng_for(7, "linalg");
+        for (m, k, n) in [(1, 1, 1), (3, 5, 2), (100, 100, 37), (64, 300, 129)] {
+            let a = DMatrix::<f64>::from_fn(m, k, |_, _| rng.random_range(-1.0..1.0));
+            let at = a.transpose();
+            let b = DMatrix::<f64>::from_fn(k, n, |_, _| rng.random_range(-1.0..1.0));
+            let want = &a * &b;
+            let tol = 4.0 * f64::EPSILON * k as f64;
+            assert!((matmul(&a, &b).unwrap() - &want).amax() <= tol);
+            assert!((matmul_tn(&at, &b).unwrap() - &want).amax() <= tol);
+        }
+        assert!(matmul(&DMatrix::zeros(2, 3), &DMatrix::zeros(2, 1)).is_err());
+    }
+}
