@@ -27,6 +27,7 @@ use crate::tasks::Task;
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Largest `N^K` the exact engine accepts (about a second of work at d = 100).
 pub const MAX_SEQUENCES: u64 = 50_000_000;
@@ -64,6 +65,7 @@ const BLOCK: usize = 256;
 /// Nodes of the index tree, one per column: the point reached, the displacement accumulated
 /// along the way (step by step, for precision), and for sampling without replacement the
 /// sources already used (bit `s`).
+#[derive(Clone)]
 struct Block {
     x: DMatrix<f64>,
     disp: DMatrix<f64>,
@@ -190,15 +192,15 @@ impl<T: Task> Walk<'_, T> {
             .fold(1usize, |a, b| a.saturating_mul(b))
     }
 
-    /// The nodes of `b` that may take source `s` next: all of them with replacement (`None`).
-    fn eligible(&self, b: &Block, s: usize) -> Option<Block> {
+    /// The nodes of `b` that may take source `s` next: all of them with replacement.
+    fn eligible<'b>(&self, b: &'b Block, s: usize) -> Cow<'b, Block> {
         match self.cfg.sampling {
-            Sampling::WithReplacement => None,
+            Sampling::WithReplacement => Cow::Borrowed(b),
             Sampling::WithoutReplacement => {
                 let cols: Vec<usize> = (0..b.width())
                     .filter(|&j| b.used[j] & (1 << s) == 0)
                     .collect();
-                Some(b.select(&cols))
+                Cow::Owned(b.select(&cols))
             }
         }
     }
@@ -244,14 +246,7 @@ impl<T: Task> Walk<'_, T> {
             .items(f)
             .into_par_iter()
             .map(|(b, s)| -> Result<Option<Block>> {
-                let own;
-                let parents = match self.eligible(&f.blocks[b], s) {
-                    None => &f.blocks[b],
-                    Some(sub) => {
-                        own = sub;
-                        &own
-                    }
-                };
+                let parents = self.eligible(&f.blocks[b], s);
                 if parents.width() == 0 {
                     return Ok(None);
                 }
@@ -261,14 +256,19 @@ impl<T: Task> Walk<'_, T> {
                     disp: parents.disp.clone(),
                     used: parents.used.iter().map(|u| u | (1 << s)).collect(),
                 };
-                for j in 0..g.ncols() {
-                    let gj = g.column(j);
-                    let c = step_scale_from_norm(|| Ok(gj.dot(&gj).sqrt()), self.cfg)?;
+                let d = g.nrows();
+                let columns = g
+                    .as_slice()
+                    .chunks_exact(d)
+                    .zip(child.x.as_mut_slice().chunks_exact_mut(d))
+                    .zip(child.disp.as_mut_slice().chunks_exact_mut(d));
+                for ((gj, xj), dj) in columns {
+                    let c = step_scale_from_norm(|| Ok(dot(gj, gj).sqrt()), self.cfg)?;
                     // The arithmetic of `step_direction`: dir = c g, then x - dir, disp + dir.
-                    for i in 0..gj.len() {
-                        let dir = c * gj[i];
-                        child.x[(i, j)] -= dir;
-                        child.disp[(i, j)] += dir;
+                    for ((x, disp), &g) in xj.iter_mut().zip(dj.iter_mut()).zip(gj) {
+                        let dir = c * g;
+                        *x -= dir;
+                        *disp += dir;
                     }
                 }
                 Ok(Some(child))
@@ -285,24 +285,20 @@ impl<T: Task> Walk<'_, T> {
             .items(f)
             .into_par_iter()
             .map(|(b, s)| -> Result<Totals> {
-                let own;
-                let parents = match self.eligible(&f.blocks[b], s) {
-                    None => &f.blocks[b],
-                    Some(sub) => {
-                        own = sub;
-                        &own
-                    }
-                };
+                let parents = self.eligible(&f.blocks[b], s);
                 let mut sum = DVector::zeros(d);
                 if parents.width() == 0 {
                     return Ok((sum, 0, 0));
                 }
                 let g = self.tasks[s].gradients(&parents.x)?;
-                for j in 0..g.ncols() {
-                    let gj = g.column(j);
-                    let c = step_scale_from_norm(|| Ok(gj.dot(&gj).sqrt()), self.cfg)?;
-                    for i in 0..d {
-                        sum[i] += parents.disp[(i, j)] + c * gj[i];
+                let columns = g
+                    .as_slice()
+                    .chunks_exact(d)
+                    .zip(parents.disp.as_slice().chunks_exact(d));
+                for (gj, dj) in columns {
+                    let c = step_scale_from_norm(|| Ok(dot(gj, gj).sqrt()), self.cfg)?;
+                    for ((acc, &disp), &g) in sum.iter_mut().zip(dj).zip(gj) {
+                        *acc += disp + c * g;
                     }
                 }
                 let n = g.ncols() as u64;
@@ -311,6 +307,13 @@ impl<T: Task> Walk<'_, T> {
             .collect::<Vec<_>>();
         sum_totals(d, parts)
     }
+}
+
+/// `a . b` with nalgebra's summation (the one `ParamVec::norm` uses for a vector), so that a
+/// column's step scale is the one a single vector would get.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    nalgebra::DVectorView::from_slice(a, a.len())
+        .dot(&nalgebra::DVectorView::from_slice(b, b.len()))
 }
 
 /// `c_j g_j` for every column `x_j` of `xs`: the directions one inner step on `task` subtracts
@@ -425,8 +428,9 @@ fn run_sequences<T: Task>(
     let mut points = DMatrix::from_fn(d, n, |i, _| x[i]);
     let mut disp = DMatrix::zeros(d, n);
     for m in 0..cfg.inner_steps {
+        let next: Vec<usize> = sequences.iter().map(|q| q[m]).collect();
         for (s, task) in tasks.iter().enumerate() {
-            let cols: Vec<usize> = (0..n).filter(|&j| sequences[j][m] == s).collect();
+            let cols: Vec<usize> = (0..n).filter(|&j| next[j] == s).collect();
             if cols.is_empty() {
                 continue;
             }

@@ -137,9 +137,12 @@ pub(crate) fn minus_center(xs: &DMatrix<f64>, center: &DVector<f64>) -> Result<D
             got: xs.nrows(),
         });
     }
+    let d = center.len();
     let mut dx = xs.clone();
-    for mut column in dx.column_iter_mut() {
-        column -= center;
+    for column in dx.as_mut_slice().chunks_exact_mut(d.max(1)) {
+        for (v, c) in column.iter_mut().zip(center.iter()) {
+            *v -= c;
+        }
     }
     Ok(dx)
 }
