@@ -278,6 +278,9 @@ fn kernels(rounds: u64) -> Result<String> {
 }
 
 fn main() -> ExitCode {
+    // Threads, and the allocator keeping the engine's 200 KB blocks in the heap instead of a
+    // fresh mmap (and page faults) for each.
+    nexus_lab::llama::configure_cpu(None);
     let cli = Cli::parse();
     nexus_lab::cli::finish("expectation_bench", run(&cli))
 }

@@ -8,7 +8,7 @@
 //! `figures/REPORT.md` (and the README's table). Runs go to `target/pretrain-runs/`.
 //!
 //! ```text
-//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 10 seeds, ~5 min on 2 cores
+//! cargo run --release --bin pretrain                 # default: tiny model, 7 variants x 10 seeds x 2 master seeds, ~16 min on 2 cores
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
 //! cargo run --release --bin pretrain -- --corpus data/manpages --steps 600   # real text: balanced, then skewed
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)

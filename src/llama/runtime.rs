@@ -1,4 +1,4 @@
-//! Process-wide CPU settings for training binaries, applied once at start-up before any thread
+//! Process-wide CPU settings for the training and benchmark binaries, applied once at start-up before any thread
 //! exists. Measured with `llama_bench` on 2 cores (tiny preset, Nexus, 1 thread): 18.9 ms/step
 //! with glibc's default allocator settings, 15.3 ms with the ones below.
 
