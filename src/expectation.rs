@@ -263,7 +263,7 @@ impl<T: Task> Walk<'_, T> {
                     .zip(child.x.as_mut_slice().chunks_exact_mut(d))
                     .zip(child.disp.as_mut_slice().chunks_exact_mut(d));
                 for ((gj, xj), dj) in columns {
-                    let c = step_scale_from_norm(|| Ok(dot(gj, gj).sqrt()), self.cfg)?;
+                    let c = column_scale(gj, self.cfg)?;
                     // The arithmetic of `step_direction`: dir = c g, then x - dir, disp + dir.
                     for ((x, disp), &g) in xj.iter_mut().zip(dj.iter_mut()).zip(gj) {
                         let dir = c * g;
@@ -296,7 +296,7 @@ impl<T: Task> Walk<'_, T> {
                     .chunks_exact(d)
                     .zip(parents.disp.as_slice().chunks_exact(d));
                 for (gj, dj) in columns {
-                    let c = step_scale_from_norm(|| Ok(dot(gj, gj).sqrt()), self.cfg)?;
+                    let c = column_scale(gj, self.cfg)?;
                     for ((acc, &disp), &g) in sum.iter_mut().zip(dj).zip(gj) {
                         *acc += disp + c * g;
                     }
@@ -309,20 +309,22 @@ impl<T: Task> Walk<'_, T> {
     }
 }
 
-/// `a . b` with nalgebra's summation (the one `ParamVec::norm` uses for a vector), so that a
-/// column's step scale is the one a single vector would get.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    nalgebra::DVectorView::from_slice(a, a.len())
-        .dot(&nalgebra::DVectorView::from_slice(b, b.len()))
+/// The step scale of one gradient held as a matrix column: [`step_scale_from_norm`] with
+/// `||g||` summed as nalgebra sums a vector's (what `ParamVec::norm` uses), so that a column
+/// gets the scale the same gradient gets as a vector.
+fn column_scale(g: &[f64], cfg: &NexusConfig) -> Result<f64> {
+    let v = nalgebra::DVectorView::from_slice(g, g.len());
+    step_scale_from_norm(|| Ok(v.dot(&v).sqrt()), cfg)
 }
 
 /// `c_j g_j` for every column `x_j` of `xs`: the directions one inner step on `task` subtracts
 /// ([`crate::nexus::step_scale_from_norm`], the rule of [`step_direction`]).
 fn directions<T: Task>(task: &T, xs: &DMatrix<f64>, cfg: &NexusConfig) -> Result<DMatrix<f64>> {
     let mut g = task.gradients(xs)?;
-    for mut column in g.column_iter_mut() {
-        let c = step_scale_from_norm(|| Ok(column.dot(&column).sqrt()), cfg)?;
-        column *= c;
+    let d = g.nrows().max(1);
+    for column in g.as_mut_slice().chunks_exact_mut(d) {
+        let c = column_scale(column, cfg)?;
+        column.iter_mut().for_each(|v| *v *= c);
     }
     Ok(g)
 }
