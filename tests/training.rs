@@ -70,6 +70,54 @@ fn resume_is_bit_identical() {
     }
 }
 
+/// `pretrain` runs several trainings at once, each in a one-thread rayon pool of its own: a run
+/// there must be bit-identical to the same run on the shared pool with every core (the tiny
+/// preset at its default batch, large enough for the fused kernels to split their rows), and
+/// its evaluation too. `evaluate` is `evaluate_on` its 16 rows; no rows is an error.
+#[test]
+fn a_run_in_a_one_thread_pool_is_bit_identical() {
+    let cfg = TrainConfig {
+        variant: Variant::Nexus,
+        steps: 3,
+        eval_every: 1000,
+        checkpoint_every: 1000,
+        ..TrainConfig::default()
+    };
+    let train = |dir: &PathBuf| {
+        let mut t = Trainer::new(cfg.clone(), dir, &Device::Cpu, DType::F32).unwrap();
+        for _ in 0..3 {
+            t.step().unwrap();
+        }
+        let (e16, e) = (t.evaluate_on(16).unwrap(), t.evaluate().unwrap());
+        assert_eq!(
+            (e16.validation_mean, e16.held_out_mean, e16.gradient_cosine),
+            (e.validation_mean, e.held_out_mean, e.gradient_cosine)
+        );
+        assert!(matches!(
+            t.evaluate_on(0),
+            Err(Error::InvalidArgument { name: "rows", .. })
+        ));
+        let e = t.evaluate_on(32).unwrap();
+        (
+            flat(&t),
+            e.validation_mean,
+            e.held_out_mean,
+            e.gradient_cosine,
+        )
+    };
+    let (a, b) = (scratch("pool-shared"), scratch("pool-own"));
+    let shared = train(&a);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let own = pool.install(|| train(&b));
+    assert_eq!(shared, own);
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
 /// A huge learning rate makes the loss non-finite: the run stops with a clear error and the last
 /// checkpoint is left as it was and still loads.
 #[test]

@@ -13,7 +13,7 @@ mod train;
 
 pub use data::{DataSet, Skill, Source};
 pub use fused::Kernels;
-pub use model::{Llama, LlamaConfig};
+pub use model::{cross_entropy, softmax_last_dim, Llama, LlamaConfig};
 pub use muon::Muon;
 pub use params::TensorParams;
 pub use runtime::configure_cpu;

@@ -5,7 +5,9 @@
 //! - plain: every op a plain differentiable Candle op. Candle's own fused RmsNorm,
 //!   softmax-last-dim and rope kernels have no backward pass (../shared/CUDA.md), so RMSNorm,
 //!   rotary embedding (the Hugging Face rotate-half convention) and SiLU are written out here,
-//!   and the softmax is `candle_nn::ops::softmax` (exp, sum, div). Any device, any dtype.
+//!   and so are the softmax ([`softmax_last_dim`]: exp, sum, div) and the cross-entropy
+//!   ([`cross_entropy`]), op for op what `candle_nn` computes, without the dependency. Any
+//!   device, any dtype.
 //! - fused (the default on the CPU in f32 and f64): the kernels of [`super::fused`], each with
 //!   its own backward; the query, key and value projections run as one matrix product, and so do
 //!   the gate and up projections, with their weights stacked.
@@ -390,7 +392,7 @@ impl Llama {
         let v = heads("v_proj")?;
         let scores =
             (q.matmul(&k.t()?.contiguous()?)? / (hd as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = softmax_last_dim(&scores)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -423,7 +425,7 @@ impl Llama {
             DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
             _ => logits,
         };
-        Ok(candle_nn::loss::cross_entropy(
+        Ok(cross_entropy(
             &logits.reshape(((), v))?,
             &targets.flatten_all()?,
         )?)
@@ -681,4 +683,27 @@ fn causal_mask(t: usize, device: &Device, dtype: DType) -> Result<Tensor> {
         })
         .collect();
     Ok(Tensor::from_vec(values, (t, t), device)?.to_dtype(dtype)?)
+}
+
+/// Softmax over the last dimension in plain differentiable ops, `exp(x - max) / sum exp(x - max)`
+/// (the op sequence of `candle_nn::ops::softmax`).
+pub fn softmax_last_dim(xs: &Tensor) -> candle_core::Result<Tensor> {
+    let max = xs.max_keepdim(D::Minus1)?;
+    let num = xs.broadcast_sub(&max)?.exp()?;
+    let den = num.sum_keepdim(D::Minus1)?;
+    num.broadcast_div(&den)
+}
+
+/// Mean cross-entropy of `logits (n, v)` at the class indices `targets (n)` in plain
+/// differentiable ops: the log-softmax `x - max - log sum exp(x - max)`, then minus the mean of
+/// the targets' entries (the op sequence of `candle_nn::loss::cross_entropy`).
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let n = targets.dim(0)?;
+    let max = logits.max_keepdim(1)?;
+    let diff = logits.broadcast_sub(&max)?;
+    let log_softmax = diff.broadcast_sub(&diff.exp()?.sum_keepdim(1)?.log()?)?;
+    log_softmax
+        .gather(&targets.unsqueeze(1)?, 1)?
+        .sum_all()?
+        .affine(-1.0 / n as f64, 0.0)
 }

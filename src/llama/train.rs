@@ -646,8 +646,13 @@ impl Trainer {
 
     /// One outer step. On the CPU it runs inside Candle's thread pool, so that the many short
     /// parallel sections of a step start on warm workers instead of handing off to a pool from
-    /// outside (a thread wake-up each; measured at 5-10% of a tiny step).
+    /// outside (a thread wake-up each; measured at 5-10% of a tiny step). Called from a rayon
+    /// worker already (a caller running several runs at once, each in a pool of its own), it
+    /// stays there: Candle's pool is one per process, and runs handed to it would take turns.
     pub fn step(&mut self) -> Result<StepStats> {
+        if rayon::current_thread_index().is_some() {
+            return self.step_in_pool();
+        }
         let device = self.model.device().clone();
         device.with_context(|| self.step_in_pool())
     }
@@ -750,14 +755,29 @@ impl Trainer {
         })
     }
 
-    /// Validation and held-out losses, gradient similarity and skill accuracy at the current point.
+    /// Validation and held-out losses, gradient similarity and skill accuracy at the current point,
+    /// on the run's fixed validation rows ([`Trainer::evaluate_on`] with 16 rows per source).
     pub fn evaluate(&self) -> Result<Evaluation> {
+        self.evaluate_on(VALIDATION_ROWS)
+    }
+
+    /// [`Trainer::evaluate`] on `rows` validation rows of `seq_len + 1` tokens per source (at
+    /// least 1). The first 16 are the rows `evaluate` uses, so a larger set extends it; a final
+    /// measurement wants more, because 16 rows leave sampling noise of the size of the effects
+    /// the paper reports (measured in `pretrain`'s docs).
+    pub fn evaluate_on(&self, rows: usize) -> Result<Evaluation> {
+        if rows == 0 {
+            return Err(Error::InvalidArgument {
+                name: "rows",
+                reason: "an evaluation needs at least one row per source".into(),
+            });
+        }
         let device = self.model.device().clone();
         let len = self.cfg.seq_len;
         let tokens = |s: &Source| -> Result<Tensor> {
             Ok(Tensor::from_vec(
-                self.data.validation(s, VALIDATION_ROWS, len),
-                (VALIDATION_ROWS, len + 1),
+                self.data.validation(s, rows, len),
+                (rows, len + 1),
                 &device,
             )?)
         };
