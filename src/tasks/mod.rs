@@ -137,14 +137,14 @@ pub(crate) fn minus_center(xs: &DMatrix<f64>, center: &DVector<f64>) -> Result<D
             got: xs.nrows(),
         });
     }
-    let d = center.len();
-    let mut dx = xs.clone();
-    for column in dx.as_mut_slice().chunks_exact_mut(d.max(1)) {
-        for (v, c) in column.iter_mut().zip(center.iter()) {
-            *v -= c;
-        }
+    // One pass over slices (written once, not copied then updated): at the exact engine's
+    // block sizes this was as costly as the matrix product that follows it.
+    let (d, c) = (center.len(), center.as_slice());
+    let mut dx = Vec::with_capacity(xs.len());
+    for column in xs.as_slice().chunks_exact(d.max(1)) {
+        dx.extend(column.iter().zip(c).map(|(x, c)| x - c));
     }
-    Ok(dx)
+    Ok(DMatrix::from_vec(d, xs.ncols(), dx))
 }
 
 /// Numerically stable `log(1 + e^x)`.
