@@ -650,7 +650,11 @@ mod tests {
         let mut rng = crate::rng_for(3, "sum-of-squares");
         for n in (0..40).chain([100, 1000, 1003]) {
             let v = DVector::<f64>::from_fn(n, |_, _| rng.random_range(-1e3..1e3));
-            assert_eq!(sum_of_squares(v.as_slice()).to_bits(), v.dot(&v).to_bits(), "n = {n}");
+            assert_eq!(
+                sum_of_squares(v.as_slice()).to_bits(),
+                v.dot(&v).to_bits(),
+                "n = {n}"
+            );
         }
     }
 }
