@@ -1,10 +1,10 @@
 //! Dense matrix products for the batched gradient oracles ([`crate::tasks::Task::gradients`]).
 //!
-//! nalgebra's own product (the `matrixmultiply` kernels, one thread, AVX2) reaches about half of
-//! what this 2-core machine can do; `gemm` (already in the build for Candle) has AVX-512 kernels
-//! chosen at run time and splits large products over rayon's threads. Both work on nalgebra's
-//! column-major storage, so no copies are made. `benches/expectation.rs` measures the result
-//! against NumPy's dgemm.
+//! nalgebra's own product runs the `matrixmultiply` kernels on one thread; `gemm` (already in the
+//! build for Candle) has AVX-512 kernels chosen at run time, 1.18x faster at the exact engine's
+//! 100 x 100 times 100 x 256 blocks on this machine, and splits large products over rayon's
+//! threads. Both work on nalgebra's column-major storage, so no copies are made.
+//! `expectation_bench` measures both kernels and the engine against NumPy's dgemm.
 
 use crate::error::{Error, Result};
 use gemm::Parallelism;
