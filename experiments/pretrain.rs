@@ -433,15 +433,19 @@ const CLAIMS: [(&str, &str, Option<bool>); 6] = [
     ),
 ];
 
-/// Each claim's outcome in one study: `holds`, `fails`, or `undecided (n = N would decide)`.
-fn per_claim(rep: &ClaimReport) -> Vec<(&'static str, String)> {
+/// One claim's outcome in one study, with its words: `holds`, `fails`, or `undecided (N seeds
+/// would decide)`.
+type ClaimOutcome = (&'static str, Outcome, String);
+
+/// Each claim's outcome in one study.
+fn per_claim(rep: &ClaimReport) -> Vec<ClaimOutcome> {
     CLAIMS
         .iter()
         .filter_map(|&(claim, reading, equivalence)| {
             let inst = rep.instances_of(reading).find(|i| {
                 equivalence.is_none_or(|e| i.params.contains_key("pretraining_loss") == e)
             })?;
-            let outcome = match inst.outcome() {
+            let words = match inst.outcome() {
                 Outcome::Holds => "holds".to_string(),
                 Outcome::Fails => "fails".to_string(),
                 Outcome::Undecided => match inst.needed_samples {
@@ -449,22 +453,21 @@ fn per_claim(rep: &ClaimReport) -> Vec<(&'static str, String)> {
                     _ => "undecided".to_string(),
                 },
             };
-            Some((claim, outcome))
+            Some((claim, inst.outcome(), words))
         })
         .collect()
 }
 
 /// The finding that lists each claim's outcome at every master seed and whether it is stable.
-fn claim_table(claims: &[Vec<(&'static str, String)>], masters: &[u64]) -> String {
+fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> String {
     let first = claims.first().map_or(&[][..], |c| &c[..]);
     let lines: Vec<String> = first
         .iter()
         .enumerate()
-        .map(|(k, (claim, _))| {
-            let at: Vec<&str> = claims.iter().map(|c| c[k].1.as_str()).collect();
-            // "undecided (27 seeds ...)" and "undecided (31 ...)" are the same outcome.
-            let word = |s: &str| s.split(' ').next().unwrap_or("").to_string();
-            let stable = at.iter().all(|s| word(s) == word(at[0]));
+        .map(|(k, &(claim, outcome, _))| {
+            let at: Vec<&str> = claims.iter().map(|c| c[k].2.as_str()).collect();
+            // Undecided at 27 seeds and at 31 is the same outcome.
+            let stable = claims.iter().all(|c| c[k].1 == outcome);
             format!(
                 "{claim}: {} ({})",
                 at.join(" / "),

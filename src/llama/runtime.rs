@@ -1,6 +1,6 @@
-//! Process-wide CPU settings for the training and benchmark binaries, applied once at start-up before any thread
-//! exists. Measured with `llama_bench` on 2 cores (tiny preset, Nexus, 1 thread): 18.9 ms/step
-//! with glibc's default allocator settings, 15.3 ms with the ones below.
+//! Process-wide CPU settings for the training and benchmark binaries, applied once at start-up
+//! before any thread exists. Measured with `llama_bench` on 2 cores (tiny preset, Nexus, 1
+//! thread): 18.9 ms/step with glibc's default allocator settings, 15.3 ms with the ones below.
 
 /// Threads for Candle's matrix products and element-wise kernels, and for the fused kernels:
 /// `threads` if given, otherwise `RAYON_NUM_THREADS` if set, otherwise every available core.
