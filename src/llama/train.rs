@@ -766,21 +766,7 @@ impl Trainer {
     /// measurement wants more, because 16 rows leave sampling noise of the size of the effects
     /// the paper reports (measured in `pretrain`'s docs).
     pub fn evaluate_on(&self, rows: usize) -> Result<Evaluation> {
-        if rows == 0 {
-            return Err(Error::InvalidArgument {
-                name: "rows",
-                reason: "an evaluation needs at least one row per source".into(),
-            });
-        }
-        let device = self.model.device().clone();
-        let len = self.cfg.seq_len;
-        let tokens = |s: &Source| -> Result<Tensor> {
-            Ok(Tensor::from_vec(
-                self.data.validation(s, rows, len),
-                (rows, len + 1),
-                &device,
-            )?)
-        };
+        let tokens = |s: &Source| self.validation_tokens(s, rows);
         let validation = self
             .data
             .sources
@@ -794,19 +780,7 @@ impl Trainer {
             .map(|s| Ok((s.name().to_string(), self.model.eval_loss(&tokens(s)?)?)))
             .collect::<Result<Vec<_>>>()?;
         let mean = |v: &[(String, f64)]| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64;
-        let grads = self
-            .data
-            .sources
-            .iter()
-            .map(|s| Ok(self.model.loss_and_gradients(&tokens(s)?)?.1))
-            .collect::<Result<Vec<_>>>()?;
-        let (mut cos, mut pairs) = (0.0, 0);
-        for i in 0..grads.len() {
-            for j in i + 1..grads.len() {
-                cos += grads[i].dot(&grads[j])? / (grads[i].norm()? * grads[j].norm()?);
-                pairs += 1;
-            }
-        }
+        let gradient_cosine = self.gradient_cosine_on(rows)?;
         let mut skills_exact_match = Vec::new();
         for s in &self.data.sources {
             if let Source::Skill { name, skill } = s {
@@ -823,13 +797,54 @@ impl Trainer {
             },
             validation,
             held_out,
-            gradient_cosine: if pairs > 0 {
-                cos / pairs as f64
-            } else {
-                f64::NAN
-            },
+            gradient_cosine,
             skills_exact_match,
         })
+    }
+
+    /// The mean pairwise cosine of the training sources' gradients (pairs `i < j`; NaN with
+    /// fewer than two sources), each gradient on the first `rows` validation rows of its source,
+    /// the rows [`Trainer::evaluate_on`] uses: the paper's gradient similarity
+    /// `E_{i != j} CosSim(grad L_i, grad L_j)` (Table 4). Sampling noise in a gradient shrinks
+    /// its cosine toward 0, so more rows measure it with less bias.
+    pub fn gradient_cosine_on(&self, rows: usize) -> Result<f64> {
+        let grads = self
+            .data
+            .sources
+            .iter()
+            .map(|s| {
+                let tokens = self.validation_tokens(s, rows)?;
+                Ok(self.model.loss_and_gradients(&tokens)?.1)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (mut cos, mut pairs) = (0.0, 0);
+        for i in 0..grads.len() {
+            for j in i + 1..grads.len() {
+                cos += grads[i].dot(&grads[j])? / (grads[i].norm()? * grads[j].norm()?);
+                pairs += 1;
+            }
+        }
+        Ok(if pairs > 0 {
+            cos / pairs as f64
+        } else {
+            f64::NAN
+        })
+    }
+
+    /// The first `rows` validation rows of `source` (`seq_len + 1` tokens each) as a tensor.
+    fn validation_tokens(&self, source: &Source, rows: usize) -> Result<Tensor> {
+        if rows == 0 {
+            return Err(Error::InvalidArgument {
+                name: "rows",
+                reason: "an evaluation needs at least one row per source".into(),
+            });
+        }
+        let len = self.cfg.seq_len;
+        Ok(Tensor::from_vec(
+            self.data.validation(source, rows, len),
+            (rows, len + 1),
+            self.model.device(),
+        )?)
     }
 
     /// Share of `n` fixed prompts of `skill` that greedy decoding completes exactly.
