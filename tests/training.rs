@@ -73,7 +73,8 @@ fn resume_is_bit_identical() {
 /// `pretrain` runs several trainings at once, each in a one-thread rayon pool of its own: a run
 /// there must be bit-identical to the same run on the shared pool with every core (the tiny
 /// preset at its default batch, large enough for the fused kernels to split their rows), and
-/// its evaluation too. `evaluate` is `evaluate_on` its 16 rows; no rows is an error.
+/// its evaluation too. `evaluate` is `evaluate_on` its 16 rows, whose gradient cosine is
+/// `gradient_cosine_on` the same rows; no rows is an error.
 #[test]
 fn a_run_in_a_one_thread_pool_is_bit_identical() {
     let cfg = TrainConfig {
@@ -93,8 +94,13 @@ fn a_run_in_a_one_thread_pool_is_bit_identical() {
             (e16.validation_mean, e16.held_out_mean, e16.gradient_cosine),
             (e.validation_mean, e.held_out_mean, e.gradient_cosine)
         );
+        assert_eq!(t.gradient_cosine_on(16).unwrap(), e.gradient_cosine);
         assert!(matches!(
             t.evaluate_on(0),
+            Err(Error::InvalidArgument { name: "rows", .. })
+        ));
+        assert!(matches!(
+            t.gradient_cosine_on(0),
             Err(Error::InvalidArgument { name: "rows", .. })
         ));
         let e = t.evaluate_on(32).unwrap();
