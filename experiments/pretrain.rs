@@ -20,7 +20,7 @@
 
 use candle_core::{DType, Device};
 use indicatif::ProgressBar;
-use nexus_lab::llama::{TrainConfig, Trainer, Variant};
+use nexus_lab::llama::{TrainConfig, Trainer, Variant, VALIDATION_ROWS};
 use nexus_lab::report::Outcome;
 use nexus_lab::report::{
     self, ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Series, Test,
@@ -241,7 +241,7 @@ fn run_one(
     while t.step_count() < t.cfg.steps {
         losses.push(t.step()?.loss);
         if t.step_count() % t.cfg.eval_every == 0 {
-            curve.push((t.step_count() as f64, t.evaluate()?.held_out_mean));
+            curve.push((t.step_count() as f64, t.held_out_mean_on(VALIDATION_ROWS)?));
             if t.step_count() < t.cfg.steps {
                 cosines.push(t.gradient_cosine_on(FINAL_EVAL_ROWS)?);
             }
@@ -458,9 +458,17 @@ const CLAIMS: [(&str, &str, Option<bool>); 6] = [
     ),
 ];
 
-/// One claim's outcome in one study, with its words: `holds`, `fails`, or `undecided (N seeds
-/// would decide)`.
-type ClaimOutcome = (&'static str, Outcome, String);
+/// One claim's outcome in one study.
+struct ClaimOutcome {
+    claim: &'static str,
+    outcome: Outcome,
+    /// `holds`, `holds with a smaller effect than the paper's`, `fails`, or `undecided (N seeds
+    /// would decide)`.
+    words: String,
+    /// For an effect not shown whose estimate points the claimed way: the seeds that would
+    /// show an effect of the estimated size.
+    seeds_to_detect: Option<f64>,
+}
 
 /// Each claim's outcome in one study.
 fn per_claim(rep: &ClaimReport) -> Vec<ClaimOutcome> {
@@ -472,13 +480,19 @@ fn per_claim(rep: &ClaimReport) -> Vec<ClaimOutcome> {
             })?;
             let words = match inst.outcome() {
                 Outcome::Holds => "holds".to_string(),
+                Outcome::Smaller => "holds with a smaller effect than the paper's".to_string(),
                 Outcome::Fails => "fails".to_string(),
                 Outcome::Undecided => match inst.needed_samples {
                     Some(n) if n.is_finite() => format!("undecided ({n:.0} seeds would decide)"),
                     _ => "undecided".to_string(),
                 },
             };
-            Some((claim, inst.outcome(), words))
+            Some(ClaimOutcome {
+                claim,
+                outcome: inst.outcome(),
+                words,
+                seeds_to_detect: inst.samples_to_detect(),
+            })
         })
         .collect()
 }
@@ -489,19 +503,33 @@ fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> String {
     let lines: Vec<String> = first
         .iter()
         .enumerate()
-        .map(|(k, &(claim, outcome, _))| {
-            let at: Vec<&str> = claims.iter().map(|c| c[k].2.as_str()).collect();
+        .map(|(k, c0)| {
+            let at: Vec<&str> = claims.iter().map(|c| c[k].words.as_str()).collect();
             // Undecided at 27 seeds and at 31 is the same outcome.
-            let stable = claims.iter().all(|c| c[k].1 == outcome);
-            format!(
-                "{claim}: {} ({})",
-                at.join(" / "),
-                if stable {
-                    "stable"
-                } else {
-                    "CHANGES with the master seed"
-                }
-            )
+            let stable = if claims.iter().all(|c| c[k].outcome == c0.outcome) {
+                "stable".to_string()
+            } else if claims
+                .iter()
+                .all(|c| matches!(c[k].outcome, Outcome::Fails | Outcome::Smaller))
+            {
+                // Both say the paper's size is excluded; they differ only on whether a smaller
+                // effect is significant, a question of power (see `report::verdict`).
+                let seeds = claims
+                    .iter()
+                    .filter_map(|c| c[k].seeds_to_detect)
+                    .fold(f64::NAN, f64::max);
+                format!(
+                    "the paper's effect size is excluded at every master seed, stable; whether a smaller effect exists is not decided: significant at some master seeds only{}",
+                    if seeds.is_finite() {
+                        format!(", about {seeds:.0} seeds would show one of the estimated size")
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                "CHANGES with the master seed".to_string()
+            };
+            format!("{}: {} ({stable})", c0.claim, at.join(" / "))
         })
         .collect();
     format!(

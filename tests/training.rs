@@ -3,7 +3,9 @@
 
 use candle_core::{DType, Device};
 use indicatif::ProgressBar;
-use nexus_lab::llama::{checkpoint_dir, FileSource, Source, TrainConfig, Trainer, Variant};
+use nexus_lab::llama::{
+    checkpoint_dir, FileSource, Source, TrainConfig, Trainer, Variant, VALIDATION_ROWS,
+};
 use nexus_lab::Error;
 use std::path::PathBuf;
 
@@ -74,7 +76,8 @@ fn resume_is_bit_identical() {
 /// there must be bit-identical to the same run on the shared pool with every core (the tiny
 /// preset at its default batch, large enough for the fused kernels to split their rows), and
 /// its evaluation too. `evaluate` is `evaluate_on` its 16 rows, whose gradient cosine is
-/// `gradient_cosine_on` the same rows; no rows is an error.
+/// `gradient_cosine_on` the same rows and whose held-out mean is `held_out_mean_on` them; no
+/// rows is an error.
 #[test]
 fn a_run_in_a_one_thread_pool_is_bit_identical() {
     let cfg = TrainConfig {
@@ -95,6 +98,10 @@ fn a_run_in_a_one_thread_pool_is_bit_identical() {
             (e.validation_mean, e.held_out_mean, e.gradient_cosine)
         );
         assert_eq!(t.gradient_cosine_on(16).unwrap(), e.gradient_cosine);
+        assert_eq!(
+            t.held_out_mean_on(VALIDATION_ROWS).unwrap(),
+            e.held_out_mean
+        );
         assert!(matches!(
             t.evaluate_on(0),
             Err(Error::InvalidArgument { name: "rows", .. })

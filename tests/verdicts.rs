@@ -155,6 +155,14 @@ fn tolerances_fail_only_beyond_the_margin() {
     // A mean at the edge of the tolerance stays undecided at any sample size.
     let r = report(vec![tested("stated", -0.0100, 0.02, within)]);
     assert_eq!(r.verdict, Verdict::Inconclusive);
+    assert_eq!(r.instances[0].needed_samples, None);
+    // A mean outside the tolerance, not yet rejected: decided when the interval shrinks past
+    // the margin, at n (half-width / distance to the margin)^2.
+    let r = report(vec![tested("stated", -0.0126, 0.005, within)]);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    let (lo, hi) = r.instances[0].ci.unwrap();
+    let n = (100.0 * ((hi - lo) / 2.0 / 0.0026_f64).powi(2)).ceil();
+    assert_eq!(r.instances[0].needed_samples, Some(n));
     // 0.05 +- 0.005: beyond the tolerance.
     assert_eq!(
         report(vec![tested("stated", 0.05, 0.005, within)]).verdict,
@@ -177,6 +185,35 @@ fn effects_hold_when_significant_and_fail_when_excluded() {
     let r = report(vec![tested("stated", -0.05, 0.05, effect)]);
     assert_eq!(r.verdict, Verdict::Inconclusive);
     assert_eq!(r.instances[0].outcome(), Outcome::Undecided);
+}
+
+/// An effect that is significant but smaller than stated answers both questions: the direction
+/// holds (the reading counts it as holding), the stated size is excluded. The same estimate
+/// without significance fails, with the samples that would show it.
+#[test]
+fn a_significant_effect_below_the_stated_size_holds_with_a_smaller_effect() {
+    let effect = Hypothesis::Effect {
+        lower_is_better: false,
+        size: 0.1,
+    };
+    // 0.03 +- 0.005 at 100 samples: interval about [0.013, 0.047], 0 and 0.1 both excluded.
+    let r = report(vec![tested("stated", 0.03, 0.005, effect)]);
+    assert_eq!(r.instances[0].outcome(), Outcome::Smaller);
+    assert!(r.instances[0].below_stated_size);
+    assert_eq!(r.verdict, Verdict::Holds);
+    assert_eq!(r.instances[0].samples_to_detect(), None);
+    // 0.02 +- 0.015: interval about [-0.031, 0.071], 0 inside, 0.1 excluded.
+    let r = report(vec![tested("stated", 0.02, 0.015, effect)]);
+    let i = &r.instances[0];
+    let (lo, hi) = i.ci.unwrap();
+    assert!(lo < 0.0 && hi < 0.1, "[{lo}, {hi}]");
+    assert_eq!(i.outcome(), Outcome::Fails);
+    // The interval's half-width must shrink to the estimate: n (half-width / mean)^2.
+    let n = (100.0 * ((hi - lo) / 2.0 / 0.02_f64).powi(2)).ceil();
+    assert_eq!(i.samples_to_detect(), Some(n));
+    // An estimate pointing the other way would never be shown.
+    let r = report(vec![tested("stated", -0.02, 0.015, effect)]);
+    assert_eq!(r.instances[0].samples_to_detect(), None);
 }
 
 #[test]

@@ -19,5 +19,5 @@ pub use params::TensorParams;
 pub use runtime::configure_cpu;
 pub use train::{
     checkpoint_dir, Evaluation, FileSource, Precision, ResumeRequest, Schedule, StepStats,
-    TrainConfig, Trainer, Variant,
+    TrainConfig, Trainer, Variant, VALIDATION_ROWS,
 };

@@ -477,7 +477,17 @@ pub struct Trainer {
     _lock: RunLock,
 }
 
-const VALIDATION_ROWS: usize = 16;
+/// Validation rows per source of [`Trainer::evaluate`] (`seq_len + 1` tokens each).
+pub const VALIDATION_ROWS: usize = 16;
+
+/// The mean of per-source losses (NaN without sources, as when a run holds none out).
+fn mean_loss(losses: &[(String, f64)]) -> f64 {
+    if losses.is_empty() {
+        f64::NAN
+    } else {
+        losses.iter().map(|x| x.1).sum::<f64>() / losses.len() as f64
+    }
+}
 
 impl Trainer {
     /// A fresh run writing into `out`, which must not hold a run already (see
@@ -766,20 +776,8 @@ impl Trainer {
     /// measurement wants more, because 16 rows leave sampling noise of the size of the effects
     /// the paper reports (measured in `pretrain`'s docs).
     pub fn evaluate_on(&self, rows: usize) -> Result<Evaluation> {
-        let tokens = |s: &Source| self.validation_tokens(s, rows);
-        let validation = self
-            .data
-            .sources
-            .iter()
-            .map(|s| Ok((s.name().to_string(), self.model.eval_loss(&tokens(s)?)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let held_out = self
-            .data
-            .held_out
-            .iter()
-            .map(|s| Ok((s.name().to_string(), self.model.eval_loss(&tokens(s)?)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let mean = |v: &[(String, f64)]| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64;
+        let validation = self.losses_on(&self.data.sources, rows)?;
+        let held_out = self.losses_on(&self.data.held_out, rows)?;
         let gradient_cosine = self.gradient_cosine_on(rows)?;
         let mut skills_exact_match = Vec::new();
         for s in &self.data.sources {
@@ -789,12 +787,8 @@ impl Trainer {
         }
         Ok(Evaluation {
             step: self.step,
-            validation_mean: mean(&validation),
-            held_out_mean: if held_out.is_empty() {
-                f64::NAN
-            } else {
-                mean(&held_out)
-            },
+            validation_mean: mean_loss(&validation),
+            held_out_mean: mean_loss(&held_out),
             validation,
             held_out,
             gradient_cosine,
@@ -829,6 +823,23 @@ impl Trainer {
         } else {
             f64::NAN
         })
+    }
+
+    /// [`Evaluation::held_out_mean`] alone, on `rows` rows per held-out source: the same
+    /// number `evaluate_on(rows)` gives, without the gradients and generations it also pays for.
+    pub fn held_out_mean_on(&self, rows: usize) -> Result<f64> {
+        Ok(mean_loss(&self.losses_on(&self.data.held_out, rows)?))
+    }
+
+    /// The validation loss of each of `sources` on its first `rows` rows.
+    fn losses_on(&self, sources: &[Source], rows: usize) -> Result<Vec<(String, f64)>> {
+        sources
+            .iter()
+            .map(|s| {
+                let tokens = self.validation_tokens(s, rows)?;
+                Ok((s.name().to_string(), self.model.eval_loss(&tokens)?))
+            })
+            .collect()
     }
 
     /// The first `rows` validation rows of `source` (`seq_len + 1` tokens each) as a tensor.

@@ -281,7 +281,7 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
         "{origin} Every number below comes from the JSON reports in `reports/`; nothing here is edited by hand.\n"
     );
     s.push_str("A claim **holds** when the paper's statement holds on every instance measured. When it does not, it **holds under a restriction** if the statement's own formula holds on a named part of its setting (a family, a parameter range, on average over a draw); otherwise it **fails as stated; corrected form holds** if a different formula, constant or identity (named in the corrected-form column) holds on every instance; otherwise it **fails**. It is **inconclusive** when no instance refutes the statement but some cannot decide at the sample size used (the report says what sample size would). The ratio column is measured side / claimed side over the deciding reading's instances (for order claims: fitted slope / claimed order).\n\n");
-    s.push_str("**Statistics.** Monte Carlo instances are decided within their reading with family-wise error control: Holm's step-down procedure at family-wise level 0.001 over the reading's instances, and Bonferroni intervals (level 1 - 0.001/m for m instances) in the tables. A bound fails when Holm rejects it. An identity holds when its family-wise interval lies inside the stated margin around the claimed value, fails when Holm rejects it, and is undecided otherwise. A claimed effect holds when Holm rejects \"no effect in the claimed direction\", fails when the interval excludes an effect of the stated size (an equivalence test), and is undecided otherwise. Instance and replicate seeds are derived by hashing (master seed, claim, instance, replicate), so master seeds give independent replications; `reproduce --seeds 5` re-runs every claim at five master seeds and lists any verdict that changes.\n\n");
+    s.push_str("**Statistics.** Monte Carlo instances are decided within their reading with family-wise error control: Holm's step-down procedure at family-wise level 0.001 over the reading's instances, and Bonferroni intervals (level 1 - 0.001/m for m instances) in the tables. A bound fails when Holm rejects it. An identity holds when its family-wise interval lies inside the stated margin around the claimed value, fails when Holm rejects it, and is undecided otherwise. A claimed effect holds when Holm rejects \"no effect in the claimed direction\" and the interval does not exclude an effect of the stated size; it holds with a smaller effect than stated (counted as holding, and said in the table) when Holm rejects \"no effect\" and the interval excludes the stated size; it fails when the interval excludes an effect of the stated size (an equivalence test) and no effect is significant; it is undecided otherwise. Instance and replicate seeds are derived by hashing (master seed, claim, instance, replicate), so master seeds give independent replications; `reproduce --seeds 5` re-runs every claim at five master seeds and lists any verdict that changes.\n\n");
     s.push_str(&verdict_table(reports, ""));
     for r in reports {
         let _ = writeln!(s, "\n## {}\n", r.id);
@@ -316,14 +316,23 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
         for v in &r.variants {
             let (ok, n) = r.count(&v.name);
             let undecided = r.instances_of(&v.name).filter(|i| i.undecided).count();
+            let smaller = r
+                .instances_of(&v.name)
+                .filter(|i| i.outcome() == super::Outcome::Smaller)
+                .count();
             let role = v.role.label();
             let _ = writeln!(
                 s,
-                "| `{}` | {} | {}/{} | {} | {} |",
+                "| `{}` | {} | {}/{}{} | {} | {} |",
                 v.name,
                 role,
                 ok,
                 n,
+                if smaller > 0 {
+                    format!(" ({smaller} with a smaller effect than stated)")
+                } else {
+                    String::new()
+                },
                 undecided,
                 cell(&v.description)
             );

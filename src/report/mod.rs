@@ -124,6 +124,10 @@ pub struct Instance {
     /// For an undecided instance: the sample size that would decide it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needed_samples: Option<f64>,
+    /// For an effect: the family-wise interval excludes an effect of the stated size (with
+    /// `holds`, a significant effect smaller than stated; see [`verdict`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub below_stated_size: bool,
 }
 
 impl Instance {
@@ -149,6 +153,7 @@ impl Instance {
             test: None,
             p_value: None,
             needed_samples: None,
+            below_stated_size: false,
         }
     }
     /// An instance decided by Monte Carlo evidence: `measured` is the test's mean and `claimed`

@@ -27,9 +27,26 @@
 //! - [`Hypothesis::Within`] (a stated tolerance): fails when Holm rejects it (the mean lies
 //!   beyond the margin); holds when the family-wise interval lies inside `value +- margin`;
 //!   undecided otherwise, with the sample size that would decide;
-//! - [`Hypothesis::Effect`] (an effect in a stated direction): holds when Holm rejects "no effect
-//!   in that direction"; fails when the family-wise interval excludes an effect of the stated
-//!   size (an equivalence test: "no effect of that size"); undecided otherwise.
+//! - [`Hypothesis::Effect`] (an effect in a stated direction): two questions, "is there an effect
+//!   in that direction?" (Holm rejects "no effect") and "is an effect of the stated size
+//!   excluded?" (the family-wise interval excludes it: an equivalence test). The instance
+//!   - holds ([`Outcome::Holds`]) when the effect is significant and its stated size is not
+//!     excluded;
+//!   - holds with a smaller effect than stated ([`Outcome::Smaller`]) when the effect is
+//!     significant and its stated size excluded: the claimed direction holds, the size does
+//!     not, and a reading counts it as holding (the paper's sizes come from other scales);
+//!   - fails when the stated size is excluded and no effect is significant;
+//!   - is undecided otherwise.
+//!
+//!   A true effect well below the stated size makes the first question a matter of power:
+//!   the same data can come out `Smaller` at one master seed and `Fails` at another, while the
+//!   second question (the stated size excluded) is answered the same at both.
+//!   [`Instance::samples_to_detect`] says how many samples would show such an effect.
+//!
+//! An undecided instance records the sample size that would decide it at the observed mean:
+//! for a tolerance or an identity, the interval shrinking inside the margin (the estimate lies
+//! inside it) or past it (the estimate lies outside); for an effect, whichever of its two
+//! questions the estimate is further from deciding against.
 
 use super::{ClaimReport, Instance, Role};
 use crate::stats::CI_LEVEL;
@@ -141,18 +158,45 @@ pub enum Outcome {
     Fails,
     /// The evidence cannot decide at this sample size.
     Undecided,
+    /// An effect reading holds here with a smaller effect than stated: significant in the
+    /// claimed direction, with an effect of the stated size excluded. It counts as holding.
+    Smaller,
 }
 
 impl Instance {
     /// This instance's outcome, as decided by [`decide_tests`] for tested instances.
     pub fn outcome(&self) -> Outcome {
-        if self.holds {
+        if self.holds && self.below_stated_size {
+            Outcome::Smaller
+        } else if self.holds {
             Outcome::Holds
         } else if self.undecided {
             Outcome::Undecided
         } else {
             Outcome::Fails
         }
+    }
+
+    /// For an effect instance that is not significant but whose estimate lies in the claimed
+    /// direction: the samples for its family-wise interval to exclude 0 at the observed mean
+    /// and spread (the sample size at which an effect of the estimated size would be shown).
+    pub fn samples_to_detect(&self) -> Option<f64> {
+        let test = self.test?;
+        let Hypothesis::Effect {
+            lower_is_better, ..
+        } = test.hypothesis
+        else {
+            return None;
+        };
+        let (lo, hi) = self.ci?;
+        let toward = if lower_is_better {
+            -test.mean
+        } else {
+            test.mean
+        };
+        (!self.holds)
+            .then(|| needed(&test, hi - lo, toward))
+            .flatten()
     }
 }
 
@@ -195,6 +239,7 @@ pub fn decide_tests(instances: &mut [&mut Instance]) {
         inst.ci = Some((lo, hi));
         inst.p_value = Some(p[k]);
         inst.needed_samples = None;
+        inst.below_stated_size = false;
         let (holds, undecided) = match test.hypothesis {
             Hypothesis::AtMost { .. } | Hypothesis::AtLeast { .. } => (!rejected[k], false),
             Hypothesis::Equal { value, margin } | Hypothesis::Within { value, margin } => {
@@ -203,8 +248,9 @@ pub fn decide_tests(instances: &mut [&mut Instance]) {
                 } else if lo >= value - margin && hi <= value + margin {
                     (true, false)
                 } else {
-                    inst.needed_samples =
-                        needed(&test, hi - lo, margin - (test.mean - value).abs());
+                    // Inside the margin, the interval must shrink inside it; outside, past it.
+                    let room = (margin - (test.mean - value).abs()).abs();
+                    inst.needed_samples = needed(&test, hi - lo, room);
                     (false, true)
                 }
             }
@@ -217,16 +263,20 @@ pub fn decide_tests(instances: &mut [&mut Instance]) {
                 } else {
                     hi < size
                 };
+                inst.below_stated_size = excludes_effect;
                 if rejected[k] {
                     (true, false)
                 } else if excludes_effect {
                     (false, false)
                 } else {
-                    let room = if lower_is_better {
-                        test.mean + size
+                    // Distances of the estimate from 0 and from the stated size, in the
+                    // claimed direction: the larger is the question decided first.
+                    let toward = if lower_is_better {
+                        -test.mean
                     } else {
-                        size - test.mean
+                        test.mean
                     };
+                    let room = toward.max(size - toward);
                     inst.needed_samples = needed(&test, hi - lo, room);
                     (false, true)
                 }
@@ -273,7 +323,8 @@ impl Verdict {
 }
 
 impl ClaimReport {
-    /// Outcome of one reading over its instances (`None` when it has none).
+    /// Outcome of one reading over its instances (`None` when it has none): [`Outcome::Smaller`]
+    /// instances count as holding, so it is never `Smaller` itself.
     pub fn reading_outcome(&self, name: &str) -> Option<Outcome> {
         let mut any = false;
         let mut undecided = false;
@@ -282,7 +333,7 @@ impl ClaimReport {
             match i.outcome() {
                 Outcome::Fails => return Some(Outcome::Fails),
                 Outcome::Undecided => undecided = true,
-                Outcome::Holds => {}
+                Outcome::Holds | Outcome::Smaller => {}
             }
         }
         any.then_some(if undecided {
