@@ -21,7 +21,7 @@
 //! batched step on source `s`); the estimate comes with a per-coordinate standard error.
 
 use crate::error::{ensure, Result};
-use crate::nexus::{sample_indices, step_direction, step_scale_from_norm, NexusConfig, Sampling};
+use crate::nexus::{sample_indices, step_scale_from_norm, NexusConfig, Sampling};
 use crate::stats::MeanCi;
 use crate::tasks::Task;
 use nalgebra::{DMatrix, DVector};
@@ -341,7 +341,7 @@ fn sum_of_squares(g: &[f64]) -> f64 {
 }
 
 /// `c_j g_j` for every column `x_j` of `xs`: the directions one inner step on `task` subtracts
-/// ([`crate::nexus::step_scale_from_norm`], the rule of [`step_direction`]).
+/// ([`crate::nexus::step_scale_from_norm`], the rule of [`crate::nexus::step_direction`]).
 fn directions<T: Task>(task: &T, xs: &DMatrix<f64>, cfg: &NexusConfig) -> Result<DMatrix<f64>> {
     let mut g = task.gradients(xs)?;
     let d = g.nrows().max(1);
@@ -520,8 +520,9 @@ pub fn monte_carlo<T: Task, R: Rng + ?Sized>(
 /// sequence), and `mean_s(pg - gamma T1 - gamma^2 T2 - gamma^3 T3)` estimates
 /// `E[pg] - Eq. 81 - gamma^3 derived`. The same sequences are used at every `gamma` (common
 /// random numbers), so the residual curves are smooth in `gamma` and their log-log slopes stay
-/// measurable at any `K`. Each sequence runs the project's own inner step
-/// ([`crate::nexus::step_direction`]), accumulating the displacement step by step.
+/// measurable at any `K`. Each sequence runs the project's own inner step (the rule of
+/// [`crate::nexus::step_direction`], batched over sequences as in [`monte_carlo`]),
+/// accumulating the displacement step by step.
 #[derive(Clone, Debug)]
 pub struct TaylorResiduals {
     /// Step sizes.
@@ -593,30 +594,38 @@ pub fn taylor_monte_carlo<T: Task, R: Rng + ?Sized>(
     let mut second: Vec<Moments> = gammas.iter().map(|_| Moments::new(d)).collect();
     let mut third_m: Vec<Moments> = gammas.iter().map(|_| Moments::new(d)).collect();
     let mut t3_m = Moments::new(d);
-    for _ in 0..samples {
-        let idx = sample_indices(&sampling, tasks.len(), rng)?;
-        let (mut t1, mut t2, mut t3) = (DVector::zeros(d), DVector::zeros(d), DVector::zeros(d));
-        let (mut a, mut c) = (DVector::<f64>::zeros(d), DVector::<f64>::zeros(d));
-        for &s in &idx {
-            t1 += &local.ghat[s];
-            t2 -= &local.j[s] * &a;
-            t3 += &local.j[s] * &c + third.d2_ghat(s, &a, &a)? * 0.5;
-            // c_{m+1} = c_m + J_{s_m} a_m, a_{m+1} = a_m + ghat_{s_m}.
-            c += &local.j[s] * &a;
-            a += &local.ghat[s];
-        }
-        t3_m.push(&t3);
-        for (gi, (&gamma, cfg)) in gammas.iter().zip(&configs).enumerate() {
-            let (mut y, mut disp) = (x.clone(), DVector::<f64>::zeros(d));
-            for &s in &idx {
-                let dir = step_direction(&tasks[s].gradient(&y)?, cfg)?;
-                y -= &dir;
-                disp += dir;
+    // All sequences are drawn first, in order (the draws of a sequence-by-sequence loop); they
+    // then run in blocks, as in `monte_carlo`, one batched gradient call per source and step.
+    let sequences = (0..samples)
+        .map(|_| sample_indices(&sampling, tasks.len(), rng))
+        .collect::<Result<Vec<_>>>()?;
+    let block = (FRONTIER_BYTES / (8 * d.max(1))).max(1);
+    for chunk in sequences.chunks(block) {
+        let mut terms = Vec::with_capacity(chunk.len());
+        for idx in chunk {
+            let (mut t1, mut t2, mut t3) =
+                (DVector::zeros(d), DVector::zeros(d), DVector::zeros(d));
+            let (mut a, mut c) = (DVector::<f64>::zeros(d), DVector::<f64>::zeros(d));
+            for &s in idx {
+                let ja = &local.j[s] * &a;
+                t1 += &local.ghat[s];
+                t2 -= &ja;
+                t3 += &local.j[s] * &c + third.d2_ghat(s, &a, &a)? * 0.5;
+                // c_{m+1} = c_m + J_{s_m} a_m, a_{m+1} = a_m + ghat_{s_m}.
+                c += ja;
+                a += &local.ghat[s];
             }
-            let r2 = disp - &t1 * gamma - &t2 * (gamma * gamma);
-            let r3 = &r2 - &t3 * gamma.powi(3);
-            second[gi].push(&r2);
-            third_m[gi].push(&r3);
+            t3_m.push(&t3);
+            terms.push((t1, t2, t3));
+        }
+        for (gi, (&gamma, cfg)) in gammas.iter().zip(&configs).enumerate() {
+            let disp = run_sequences(tasks, x, chunk, cfg)?;
+            for (column, (t1, t2, t3)) in disp.column_iter().zip(&terms) {
+                let r2 = column - t1 * gamma - t2 * (gamma * gamma);
+                let r3 = &r2 - t3 * gamma.powi(3);
+                second[gi].push(&r2);
+                third_m[gi].push(&r3);
+            }
         }
     }
     let (second_mean, second_se): (Vec<_>, Vec<_>) = second

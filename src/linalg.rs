@@ -24,6 +24,118 @@ pub fn matmul_tn(a: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
     product(a, true, b)
 }
 
+/// Tile edge of [`symmetric_matmul`]: a 128 x 128 tile (128 KB) stays in a core's L2 between
+/// its two products.
+const SYMMETRIC_TILE: usize = 128;
+
+/// `h * b` for a symmetric `h`, reading only its upper triangle of tiles.
+///
+/// At d = 1000 a product with a narrow block (the exact engine's first levels) streams `h`
+/// from memory for little arithmetic. Each off-diagonal tile `H_ij` (i < j) is used twice,
+/// back to back, for `H_ij B_j` and `H_ij^T B_i`, so it is read from memory once: about half of
+/// `h`'s traffic (`expectation_bench` prints both kernels). Single-threaded; a product large
+/// enough to split over threads, outside a rayon task, goes to [`matmul`], as does one with
+/// `h` under two tiles or `b` a single column (gemm's matrix-vector path is faster there).
+/// Symmetry is the caller's guarantee: only the tiles on and above the diagonal are read (the
+/// diagonal ones whole). The sums run in a different order
+/// from [`matmul`]'s, so the two agree to float64 rounding, not bit for bit.
+pub fn symmetric_matmul(h: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
+    let (d, w) = (h.nrows(), b.ncols());
+    if h.ncols() != d {
+        return Err(Error::DimensionMismatch {
+            expected: d,
+            got: h.ncols(),
+        });
+    }
+    if b.nrows() != d {
+        return Err(Error::DimensionMismatch {
+            expected: d,
+            got: b.nrows(),
+        });
+    }
+    if d < 2 * SYMMETRIC_TILE || w < 2 || matches!(parallelism(d, w, d), Parallelism::Rayon(_)) {
+        return matmul(h, b);
+    }
+    let mut out = DMatrix::<f64>::zeros(d, w);
+    let tiles = d.div_ceil(SYMMETRIC_TILE);
+    let span = |t: usize| {
+        let start = t * SYMMETRIC_TILE;
+        (start, SYMMETRIC_TILE.min(d - start))
+    };
+    let ld = d as isize;
+    let (hp, bp, op) = (h.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    for i in 0..tiles {
+        let (r0, rows) = span(i);
+        for j in i..tiles {
+            let (c0, cols) = span(j);
+            // SAFETY: `h` is d x d, `b` and `out` d x w, all column-major with leading dimension
+            // d and alive for the call. Tile (i, j) starts at element (r0, c0) of `h` and spans
+            // rows x cols inside it; its transpose is the same memory with the strides swapped.
+            // Row block r0..r0+rows of `b` and `out` lies inside them. `out` does not alias the
+            // inputs and was zeroed, so accumulating into it (`read_dst`) reads initialized
+            // values.
+            unsafe {
+                let tile = hp.add(c0 * d + r0);
+                gemm::gemm(
+                    rows,
+                    w,
+                    cols,
+                    op.add(r0),
+                    ld,
+                    1,
+                    true,
+                    tile,
+                    ld,
+                    1,
+                    bp.add(c0),
+                    ld,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+                if i != j {
+                    gemm::gemm(
+                        cols,
+                        w,
+                        rows,
+                        op.add(c0),
+                        ld,
+                        1,
+                        true,
+                        tile,
+                        1,
+                        ld,
+                        bp.add(r0),
+                        ld,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Inside a rayon task the caller already runs products in parallel (the exact engine's
+/// blocks): one thread each. Outside, a product worth splitting uses every thread.
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    if 2 * m * n * k >= PARALLEL_FLOPS && rayon::current_thread_index().is_none() {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    }
+}
+
 fn product(a: &DMatrix<f64>, transpose_a: bool, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
     let (m, k) = if transpose_a {
         (a.ncols(), a.nrows())
@@ -51,14 +163,7 @@ fn product(a: &DMatrix<f64>, transpose_a: bool, b: &DMatrix<f64>) -> Result<DMat
     } else {
         (1, a.nrows() as isize)
     };
-    // Inside a rayon task the caller already runs products in parallel (the exact engine's
-    // blocks): one thread each.
-    let parallelism = if 2 * m * n * k >= PARALLEL_FLOPS && rayon::current_thread_index().is_none()
-    {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
+    let parallelism = parallelism(m, n, k);
     // SAFETY: `out` has capacity for m x n elements, `a` (or its transpose) is m x k and `b`
     // k x n, all column-major and alive for the call, with the strides above; `out` does not
     // alias the inputs. With `read_dst = false` gemm reads none of `out` and writes every one of
@@ -110,5 +215,22 @@ mod tests {
             assert!((matmul_tn(&at, &b).unwrap() - &want).amax() <= tol);
         }
         assert!(matmul(&DMatrix::zeros(2, 3), &DMatrix::zeros(2, 1)).is_err());
+    }
+
+    /// Against nalgebra's product, on sizes that take the tiled path (a partial last tile
+    /// included) and ones that fall back to `matmul`.
+    #[test]
+    fn symmetric_products_match_nalgebra() {
+        let mut rng = crate::rng_for(8, "linalg-symmetric");
+        for (d, w) in [(300, 5), (256, 2), (257, 17), (100, 4), (300, 1)] {
+            let a = DMatrix::<f64>::from_fn(d, d, |_, _| rng.random_range(-1.0..1.0));
+            let h = (&a + a.transpose()) * 0.5;
+            let b = DMatrix::<f64>::from_fn(d, w, |_, _| rng.random_range(-1.0..1.0));
+            let want = &h * &b;
+            let tol = 4.0 * f64::EPSILON * d as f64;
+            assert!((symmetric_matmul(&h, &b).unwrap() - &want).amax() <= tol);
+        }
+        assert!(symmetric_matmul(&DMatrix::zeros(2, 3), &DMatrix::zeros(3, 1)).is_err());
+        assert!(symmetric_matmul(&DMatrix::zeros(3, 3), &DMatrix::zeros(2, 1)).is_err());
     }
 }

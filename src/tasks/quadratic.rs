@@ -156,9 +156,10 @@ impl Task for Quadratic {
         check_dim(self.center.len(), x)?;
         Ok(self.hessian.clone())
     }
-    /// `H (X - x* 1^T)`: one matrix product for all the points.
+    /// `H (X - x* 1^T)`: one matrix product for all the points, reading half of `H` where
+    /// that pays (`H` is symmetric by construction).
     fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
-        crate::linalg::matmul(&self.hessian, &super::minus_center(xs, &self.center)?)
+        crate::linalg::symmetric_matmul(&self.hessian, &super::minus_center(xs, &self.center)?)
     }
     fn third_contract(
         &self,
