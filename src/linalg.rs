@@ -64,30 +64,30 @@ pub fn symmetric_matmul(h: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f6
     };
     let ld = d as isize;
     let (hp, bp, op) = (h.as_ptr(), b.as_ptr(), out.as_mut_ptr());
-    for i in 0..tiles {
-        let (r0, rows) = span(i);
-        for j in i..tiles {
-            let (c0, cols) = span(j);
-            // SAFETY: `h` is d x d, `b` and `out` d x w, all column-major with leading dimension
-            // d and alive for the call. Tile (i, j) starts at element (r0, c0) of `h` and spans
-            // rows x cols inside it; its transpose is the same memory with the strides swapped.
-            // Row block r0..r0+rows of `b` and `out` lies inside them. `out` does not alias the
-            // inputs and was zeroed, so accumulating into it (`read_dst`) reads initialized
-            // values.
+    // out[rows of `to`] += T b[rows of `from`], for the tile T of `h` whose first element is
+    // at `tile`, read as stored or transposed (the same memory, strides swapped).
+    let accumulate =
+        |tile: *const f64, transposed: bool, to: (usize, usize), from: (usize, usize)| {
+            let (cs, rs) = if transposed { (1, ld) } else { (ld, 1) };
+            // SAFETY: `h` is d x d, `b` and `out` d x w, all column-major with leading dimension d
+            // and alive for the call. `tile` is element (r0, c0) of `h` for a tile of `span` rows
+            // r0.. and columns c0.., so the `to.1 x from.1` matrix read with these strides lies
+            // inside `h`; row blocks `to` of `out` and `from` of `b` lie inside them. `out` does not
+            // alias the inputs and was zeroed, so accumulating into it (`read_dst`) reads
+            // initialized values.
             unsafe {
-                let tile = hp.add(c0 * d + r0);
                 gemm::gemm(
-                    rows,
+                    to.1,
                     w,
-                    cols,
-                    op.add(r0),
+                    from.1,
+                    op.add(to.0),
                     ld,
                     1,
                     true,
                     tile,
-                    ld,
-                    1,
-                    bp.add(c0),
+                    cs,
+                    rs,
+                    bp.add(from.0),
                     ld,
                     1,
                     1.0,
@@ -97,29 +97,15 @@ pub fn symmetric_matmul(h: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f6
                     false,
                     Parallelism::None,
                 );
-                if i != j {
-                    gemm::gemm(
-                        cols,
-                        w,
-                        rows,
-                        op.add(c0),
-                        ld,
-                        1,
-                        true,
-                        tile,
-                        1,
-                        ld,
-                        bp.add(r0),
-                        ld,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
-                }
+            }
+        };
+    for i in 0..tiles {
+        for j in i..tiles {
+            let (rows, cols) = (span(i), span(j));
+            let tile = hp.wrapping_add(cols.0 * d + rows.0);
+            accumulate(tile, false, rows, cols);
+            if i != j {
+                accumulate(tile, true, cols, rows);
             }
         }
     }
