@@ -947,6 +947,10 @@ struct Cli {
     /// With --corpus: only the balanced mixture.
     #[arg(long)]
     no_skewed: bool,
+    /// With --corpus: only the skewed mixture, to regenerate `llama-manpages-skewed` alone (its
+    /// runs are the same as in the full study: seeds are hashed from the master seed).
+    #[arg(long, requires = "corpus", conflicts_with = "no_skewed")]
+    no_balanced: bool,
 }
 
 fn minority(s: &str) -> std::result::Result<(String, f64), String> {
@@ -1034,7 +1038,10 @@ fn main() -> ExitCode {
         }),
     };
     // On the corpus, one command runs the balanced mixture and then the skewed one.
-    let mut studies = vec![study(None)];
+    let mut studies = Vec::new();
+    if !c.no_balanced {
+        studies.push(study(None));
+    }
     if c.corpus.is_some() && !c.no_skewed {
         studies.push(study(Some(c.minority.clone())));
     }

@@ -298,6 +298,16 @@ fn every_binary_uses_clap_and_names_bad_flags() {
         ),
         (env!("CARGO_BIN_EXE_reproduce"), &["--out", ""], "--out"),
         (env!("CARGO_BIN_EXE_pretrain"), &["--seeds", "0"], "--seeds"),
+        (
+            env!("CARGO_BIN_EXE_pretrain"),
+            &["--no-balanced"],
+            "--corpus",
+        ),
+        (
+            env!("CARGO_BIN_EXE_pretrain"),
+            &["--corpus", "data/manpages", "--no-balanced", "--no-skewed"],
+            "--no-skewed",
+        ),
     ];
     for (bin, args, named) in cases {
         let o = Command::new(bin)
