@@ -269,7 +269,7 @@ fn every_binary_uses_clap_and_names_bad_flags() {
             stderr(&o)
         );
     }
-    let cases: [(&str, &[&str], &str); 8] = [
+    let cases: [(&str, &[&str], &str); 10] = [
         (
             env!("CARGO_BIN_EXE_llama_bench"),
             &["--repeats", "0"],
