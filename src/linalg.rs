@@ -37,8 +37,8 @@ const SYMMETRIC_TILE: usize = 128;
 /// enough to split over threads, outside a rayon task, goes to [`matmul`], as does one with
 /// `h` under two tiles or `b` a single column (gemm's matrix-vector path is faster there).
 /// Symmetry is the caller's guarantee: only the tiles on and above the diagonal are read (the
-/// diagonal ones whole). The sums run in a different order
-/// from [`matmul`]'s, so the two agree to float64 rounding, not bit for bit.
+/// diagonal ones whole). The sums run in a different order from [`matmul`]'s, so the two agree
+/// to float64 rounding, not bit for bit.
 pub fn symmetric_matmul(h: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f64>> {
     let (d, w) = (h.nrows(), b.ncols());
     if h.ncols() != d {
@@ -69,12 +69,12 @@ pub fn symmetric_matmul(h: &DMatrix<f64>, b: &DMatrix<f64>) -> Result<DMatrix<f6
     let accumulate =
         |tile: *const f64, transposed: bool, to: (usize, usize), from: (usize, usize)| {
             let (cs, rs) = if transposed { (1, ld) } else { (ld, 1) };
-            // SAFETY: `h` is d x d, `b` and `out` d x w, all column-major with leading dimension d
-            // and alive for the call. `tile` is element (r0, c0) of `h` for a tile of `span` rows
-            // r0.. and columns c0.., so the `to.1 x from.1` matrix read with these strides lies
-            // inside `h`; row blocks `to` of `out` and `from` of `b` lie inside them. `out` does not
-            // alias the inputs and was zeroed, so accumulating into it (`read_dst`) reads
-            // initialized values.
+            // SAFETY: `h` is d x d, `b` and `out` d x w, all column-major with leading
+            // dimension d and alive for the call. `tile` is element (r0, c0) of `h` for a tile
+            // of `span` rows r0.. and columns c0.., so the `to.1 x from.1` matrix read with
+            // these strides lies inside `h`; row blocks `to` of `out` and `from` of `b` lie
+            // inside them. `out` does not alias the inputs and was zeroed, so accumulating
+            // into it (`read_dst`) reads initialized values.
             unsafe {
                 gemm::gemm(
                     to.1,

@@ -976,12 +976,7 @@ impl Trainer {
         steps: usize,
         lr: f64,
     ) -> Result<(f64, Vec<f64>)> {
-        let len = self.cfg.seq_len;
-        let tokens = Tensor::from_vec(
-            self.data.validation(source, VALIDATION_ROWS, len),
-            (VALIDATION_ROWS, len + 1),
-            self.model.device(),
-        )?;
+        let tokens = self.validation_tokens(source, VALIDATION_ROWS)?;
         let mut adam = AdamW::new(AdamWConfig {
             lr,
             beta1: 0.9,

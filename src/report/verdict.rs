@@ -139,6 +139,21 @@ impl Test {
         }
     }
 
+    /// For an effect: the mean measured in the claimed direction (positive when it points the
+    /// claimed way); `None` for other hypotheses.
+    fn toward_claim(&self) -> Option<f64> {
+        match self.hypothesis {
+            Hypothesis::Effect {
+                lower_is_better, ..
+            } => Some(if lower_is_better {
+                -self.mean
+            } else {
+                self.mean
+            }),
+            _ => None,
+        }
+    }
+
     /// Two-sided interval at level `1 - alpha`.
     pub fn interval(&self, alpha: f64) -> (f64, f64) {
         let q = self
@@ -182,18 +197,8 @@ impl Instance {
     /// and spread (the sample size at which an effect of the estimated size would be shown).
     pub fn samples_to_detect(&self) -> Option<f64> {
         let test = self.test?;
-        let Hypothesis::Effect {
-            lower_is_better, ..
-        } = test.hypothesis
-        else {
-            return None;
-        };
+        let toward = test.toward_claim()?;
         let (lo, hi) = self.ci?;
-        let toward = if lower_is_better {
-            -test.mean
-        } else {
-            test.mean
-        };
         (!self.holds)
             .then(|| needed(&test, hi - lo, toward))
             .flatten()
@@ -271,11 +276,7 @@ pub fn decide_tests(instances: &mut [&mut Instance]) {
                 } else {
                     // Distances of the estimate from 0 and from the stated size, in the
                     // claimed direction: the larger is the question decided first.
-                    let toward = if lower_is_better {
-                        -test.mean
-                    } else {
-                        test.mean
-                    };
+                    let toward = test.toward_claim().expect("an effect");
                     let room = toward.max(size - toward);
                     inst.needed_samples = needed(&test, hi - lo, room);
                     (false, true)
