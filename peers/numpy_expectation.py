@@ -14,6 +14,9 @@ benchmark derives the floor: the engine's floating-point operations at that rate
 
 Input: a folder written by `expectation_bench` with `meta.json` ({"n", "d", "k", "gamma"}) and
 `tasks.bin` (float64, little-endian: N Hessians d x d column-major, N centres, then x).
+Timing: with --stream S, one untimed run, then runs back to back until S seconds have passed
+(at least one); "seconds" lists the timed runs. Without it, --repeats runs, all timed.
+
 Output: one JSON line on stdout: {"seconds": [...], "mean": [...], "dgemm_gflops": ...}.
 """
 
@@ -106,14 +109,25 @@ def main():
     p.add_argument("--input", required=True)
     p.add_argument("--mode", choices=["depth-first", "level"], required=True)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--stream", type=float, default=0.0,
+                   help="after one untimed run, time runs back to back for this many seconds")
     p.add_argument("--dgemm", action="store_true", help="also measure the dgemm rate")
     a = p.parse_args()
     meta, hess, centres, x = load(a.input)
     run = depth_first if a.mode == "depth-first" else level
+    def once():
+        return timed(lambda: run(hess, centres, x, meta["k"], meta["gamma"]))
+
     seconds, mean = [], None
-    for _ in range(a.repeats):
-        t, mean = timed(lambda: run(hess, centres, x, meta["k"], meta["gamma"]))
-        seconds.append(t)
+    if a.stream > 0:
+        once()
+        while sum(seconds) < a.stream:
+            t, mean = once()
+            seconds.append(t)
+    else:
+        for _ in range(a.repeats):
+            t, mean = once()
+            seconds.append(t)
     out = {"seconds": seconds, "mean": mean.tolist(), "numpy": np.__version__}
     if a.dgemm:
         out["dgemm_gflops"] = dgemm_gflops()
