@@ -309,6 +309,25 @@ fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// A pool of one thread: on a rayon worker `linalg` uses one thread, as inside the engine.
+fn one_thread_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| Error::Data(e.to_string()))
+}
+
+/// Seconds per product: the best of 20 passes of `f`, each doing `products` products.
+fn best_of_20(products: usize, f: &dyn Fn() -> Result<f64>) -> Result<f64> {
+    let mut t = f64::INFINITY;
+    for _ in 0..20 {
+        let start = Instant::now();
+        std::hint::black_box(f()?);
+        t = t.min(start.elapsed().as_secs_f64() / products as f64);
+    }
+    Ok(t)
+}
+
 /// The matrix-product kernel at the engine's shapes (one block of 256 points at d = 100; the
 /// 64 points of K = 4's last level at d = 1000), one thread: nalgebra's product (the
 /// `matrixmultiply` crate, which ndarray's `dot` also calls) against `gemm`
@@ -325,24 +344,13 @@ fn kernels(rounds: u64) -> Result<String> {
         let b = nalgebra::DMatrix::from_fn(d, n, |_, _| {
             rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, &mut rng)
         });
-        let best = |f: &dyn Fn() -> Result<f64>| -> Result<f64> {
-            let mut t = f64::INFINITY;
-            for _ in 0..20 {
-                let start = Instant::now();
-                std::hint::black_box(f()?);
-                t = t.min(start.elapsed().as_secs_f64());
-            }
-            Ok(t)
-        };
-        // On a rayon worker `linalg` uses one thread, as inside the engine.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .map_err(|e| Error::Data(e.to_string()))?;
+        let pool = one_thread_pool()?;
         let (mut mm, mut gm) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            mm.push(best(&|| Ok((&a * &b)[(0, 0)]))?);
-            gm.push(pool.install(|| best(&|| Ok(nexus_lab::linalg::matmul(&a, &b)?[(0, 0)])))?);
+            mm.push(best_of_20(1, &|| Ok((&a * &b)[(0, 0)]))?);
+            gm.push(
+                pool.install(|| best_of_20(1, &|| Ok(nexus_lab::linalg::matmul(&a, &b)?[(0, 0)])))?,
+            );
         }
         let gflops = |t: f64| 2.0 * (d * d * n) as f64 / t / 1e9;
         out.push_str(&format!(
@@ -372,24 +380,12 @@ fn symmetric_kernels(rounds: u64, rng: &mut impl rand::Rng) -> Result<String> {
             (&a + a.transpose()) * 0.5
         })
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .map_err(|e| Error::Data(e.to_string()))?;
+    let pool = one_thread_pool()?;
     let mut out = String::from(
         "\n| symmetric product (one thread) | gemm, whole matrix | upper tiles (nexus_lab::linalg::symmetric_matmul) | whole / upper |\n|---|---|---|---|\n",
     );
     for n in [4usize, 16, 64] {
         let b = nalgebra::DMatrix::from_fn(d, n, |_, _| normal());
-        let best = |f: &dyn Fn() -> Result<f64>| -> Result<f64> {
-            let mut t = f64::INFINITY;
-            for _ in 0..20 {
-                let start = Instant::now();
-                std::hint::black_box(f()?);
-                t = t.min(start.elapsed().as_secs_f64() / hs.len() as f64);
-            }
-            Ok(t)
-        };
         type Product =
             fn(&nalgebra::DMatrix<f64>, &nalgebra::DMatrix<f64>) -> Result<nalgebra::DMatrix<f64>>;
         let over_all = |product: Product| -> Result<f64> {
@@ -402,8 +398,12 @@ fn symmetric_kernels(rounds: u64, rng: &mut impl rand::Rng) -> Result<String> {
         let (mut whole, mut upper) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             pool.install(|| -> Result<()> {
-                whole.push(best(&|| over_all(nexus_lab::linalg::matmul))?);
-                upper.push(best(&|| over_all(nexus_lab::linalg::symmetric_matmul))?);
+                whole.push(best_of_20(hs.len(), &|| {
+                    over_all(nexus_lab::linalg::matmul)
+                })?);
+                upper.push(best_of_20(hs.len(), &|| {
+                    over_all(nexus_lab::linalg::symmetric_matmul)
+                })?);
                 Ok(())
             })?;
         }
