@@ -128,28 +128,20 @@ impl Case {
     /// Our engine's time per run: one run, or with `stream` the mean of a stream
     /// ([`STREAM_BELOW`]); every run's mean must equal `reference` bit for bit.
     fn ours_timed(&self, stream: bool, reference: &DVector<f64>) -> Result<f64> {
-        let check = |mean: DVector<f64>| {
-            if mean == *reference {
-                Ok(())
-            } else {
-                Err(Error::Data(
-                    "the engine's result changed between runs".into(),
-                ))
-            }
-        };
-        if !stream {
-            let (t, mean, _) = self.ours()?;
-            check(mean)?;
-            return Ok(t);
+        if stream {
+            self.ours()?;
         }
-        self.ours()?;
         let mut times = Vec::new();
-        while times.iter().sum::<f64>() < STREAM_SECONDS {
-            let (t, mean, _) = self.ours()?;
-            check(mean)?;
+        while times.is_empty() || (stream && times.iter().sum::<f64>() < STREAM_SECONDS) {
+            let (t, run_mean, _) = self.ours()?;
+            if run_mean != *reference {
+                return Err(Error::Data(
+                    "the engine's result changed between runs".into(),
+                ));
+            }
             times.push(t);
         }
-        Ok(times.iter().sum::<f64>() / times.len() as f64)
+        Ok(mean(&times))
     }
 }
 
@@ -242,7 +234,7 @@ fn run(cli: &Cli) -> Result<()> {
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_f64).collect())
                 .unwrap_or_default();
-            seconds.iter().sum::<f64>() / seconds.len() as f64
+            mean(&seconds)
         };
         let flops = evaluations as f64 * 2.0 * (d * d) as f64;
         let depth_first = cli.slow_peer || k < 8;
@@ -307,6 +299,11 @@ fn run(cli: &Cli) -> Result<()> {
         write_outputs(out, "expectation_bench", &table, &data)?;
     }
     Ok(())
+}
+
+/// The mean (NaN for no values).
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 /// A pool of one thread: on a rayon worker `linalg` uses one thread, as inside the engine.
