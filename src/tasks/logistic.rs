@@ -92,7 +92,7 @@ impl Objective for LogisticRegression {
                 .zip(self.labels.iter())
                 .map(|(&mi, &y)| -sigmoid(-mi) * y),
         );
-        Ok(self.features.transpose() * coef / self.n() + w * self.reg)
+        Ok(self.features.tr_mul(&coef) / self.n() + w * self.reg)
     }
 }
 
@@ -122,7 +122,7 @@ impl Task for LogisticRegression {
                 .zip(xv.iter())
                 .map(|(&mi, &p)| sigmoid(mi) * (1.0 - sigmoid(mi)) * p),
         );
-        Ok(self.features.transpose() * coef / self.n() + v * self.reg)
+        Ok(self.features.tr_mul(&coef) / self.n() + v * self.reg)
     }
     /// `X^T C / n + reg W` with `C_ij = -s(-m_ij) y_i` and margins `m = diag(y) X W`: two
     /// matrix products for all the points.
@@ -158,7 +158,7 @@ impl Task for LogisticRegression {
                 s * (1.0 - s) * (1.0 - 2.0 * s) * self.labels[i] * xu[i] * xv[i]
             }),
         );
-        Ok(self.features.transpose() * coef / self.n())
+        Ok(self.features.tr_mul(&coef) / self.n())
     }
     fn minimizer(&self) -> &DVector<f64> {
         &self.minimizer

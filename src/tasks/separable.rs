@@ -77,7 +77,7 @@ impl SoftplusSeparable {
     }
     fn to_global(&self, v: DVector<f64>) -> DVector<f64> {
         match &self.rotation {
-            Some(q) => q.transpose() * v,
+            Some(q) => q.tr_mul(&v),
             None => v,
         }
     }

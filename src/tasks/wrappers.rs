@@ -92,7 +92,7 @@ impl<T: Task> Rotated<T> {
         })
     }
     fn back(&self, x: &DVector<f64>) -> DVector<f64> {
-        self.rotation.transpose() * x
+        self.rotation.tr_mul(x)
     }
 }
 
