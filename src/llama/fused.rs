@@ -130,16 +130,18 @@ fn contiguous<'a, T: WithDType>(
 }
 
 /// Applies `f(row_index, row)` to every `width`-long row of `out`, in parallel when large.
-fn for_rows<T: Send>(out: &mut [T], width: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    for_rows_of_work(out, width, out.len(), f)
+fn for_rows<T: Send>(out: &mut [T], width: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    for_rows_of_work(out, width, out.len(), &f)
 }
 
-/// [`for_rows`] for rows whose cost is not their length: parallel when `work` is large.
+/// [`for_rows`] for rows whose cost is not their length: parallel when `work` is large. `f` is
+/// a trait object so that the parallel loop is compiled once per float type, not once per
+/// kernel (a call per row, against a row's hundreds of operations).
 fn for_rows_of_work<T: Send>(
     out: &mut [T],
     width: usize,
     work: usize,
-    f: impl Fn(usize, &mut [T]) + Sync + Send,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
 ) {
     if work >= PARALLEL_MIN {
         out.par_chunks_mut(width)
@@ -670,7 +672,7 @@ fn cross_entropy_fwd<T: Real>(
     }
     let mut lse = vec![0.0f64; n];
     const ROWS: usize = 64;
-    for_rows_of_work(&mut lse, ROWS, n * v, |chunk, out| {
+    for_rows_of_work(&mut lse, ROWS, n * v, &|chunk, out| {
         let mut scratch = Vec::with_capacity(v);
         for (k, o) in out.iter_mut().enumerate() {
             let r = chunk * ROWS + k;
