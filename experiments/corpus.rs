@@ -12,7 +12,7 @@
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nexus_lab::corpus::{self, Entry, Language, Manifest};
-use nexus_lab::error::io_error;
+use nexus_lab::fsio::io_error;
 use nexus_lab::{Error, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -64,10 +64,7 @@ fn run(program: &str, args: &[&str], dir: &Path) -> Result<Vec<u8>> {
         .args(args)
         .current_dir(dir)
         .output()
-        .map_err(|e| Error::Io {
-            path: program.into(),
-            source: e,
-        })?;
+        .map_err(io_error(Path::new(program)))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(Error::Data(format!(
@@ -141,7 +138,7 @@ fn fetch_one(lang: Language, out: &Path, bar: &ProgressBar) -> Result<Entry> {
         return Err(Error::Data(format!("{}: no page rendered", lang.package)));
     }
     let path = out.join(format!("{}.txt", lang.code));
-    nexus_lab::report::write_atomic(&path, text.as_bytes())?;
+    nexus_lab::fsio::write_atomic(&path, text.as_bytes())?;
     std::fs::remove_dir_all(&work).map_err(io_error(&work))?;
     Ok(Entry {
         language: lang.code.into(),
@@ -201,7 +198,7 @@ fn fetch(languages: &[String], out: &Path) -> Result<()> {
     }
     bar.finish_and_clear();
     std::fs::remove_dir_all(out.join(".work")).ok();
-    nexus_lab::report::write_atomic(
+    nexus_lab::fsio::write_atomic(
         &out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )

@@ -23,8 +23,8 @@
 use clap::Parser;
 use nalgebra::DVector;
 use nexus_lab::bench::{child, fmt_ratio, median, ratio, write_outputs};
-use nexus_lab::error::io_error;
 use nexus_lab::expectation::exact;
+use nexus_lab::fsio::io_error;
 use nexus_lab::nexus::NexusConfig;
 use nexus_lab::tasks::{BoxedTask, Family, Task, TaskDistribution};
 use nexus_lab::{rng_for, Error, Result};
@@ -50,9 +50,10 @@ struct Cli {
     /// Rounds; in each, our engine and each peer run once, interleaved.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
-    /// Python with NumPy (scripts/setup-peers.sh installs it in .venv-peers/).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-peers/bin/python"))]
-    python: PathBuf,
+    /// Python with NumPy [default: .venv-peers/bin/python in the clone run from, where
+    /// scripts/setup-peers.sh installs it].
+    #[arg(long)]
+    python: Option<PathBuf>,
     /// Also run NumPy depth-first at K = 8 (19 million matrix-vector products from Python:
     /// minutes per round).
     #[arg(long)]
@@ -76,8 +77,8 @@ impl Case {
         let dist = TaskDistribution::new(Family::Anisotropic { mu: 0.5, l: 2.0 }, d, 0.5)?;
         let tasks = dist.sample_many(k, &mut rng_for(1, "bench"))?;
         let x = &dist.center + DVector::from_element(d, 2.0 / (d as f64).sqrt());
-        let input = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("target/expectation-bench/k{k}-d{d}"));
+        let input =
+            nexus_lab::bench::project_root()?.join(format!("target/expectation-bench/k{k}-d{d}"));
         Ok(Self {
             k,
             d,
@@ -164,14 +165,14 @@ const IDLE_MS: u64 = 100;
 /// One peer process (timing one run, or with `stream` a stream of runs, [`STREAM_BELOW`]): its
 /// output, after checking its mean against ours.
 fn peer(
-    cli: &Cli,
+    python: &Path,
     case: &Case,
     mode: &str,
     ours: &DVector<f64>,
     dgemm: bool,
     stream: bool,
 ) -> Result<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/numpy_expectation.py");
+    let script = nexus_lab::bench::project_root()?.join("peers/numpy_expectation.py");
     let mut args = vec![
         script.display().to_string(),
         "--input".into(),
@@ -187,7 +188,7 @@ fn peer(
     if dgemm {
         args.push("--dgemm".into());
     }
-    let v = child(&cli.python, &args)?;
+    let v = child(python, &args)?;
     let mean: Vec<f64> = v["mean"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
@@ -210,12 +211,13 @@ fn run(cli: &Cli) -> Result<()> {
     if let Some(out) = &cli.out {
         nexus_lab::cli::check_writable(out)?;
     }
-    if !cli.python.exists() {
+    let python = nexus_lab::bench::peer_python(cli.python.as_deref())?;
+    if !python.exists() {
         return Err(Error::InvalidArgument {
             name: "python",
             reason: format!(
                 "{} not found: run scripts/setup-peers.sh first (or pass --python)",
-                cli.python.display()
+                python.display()
             ),
         });
     }
@@ -241,11 +243,11 @@ fn run(cli: &Cli) -> Result<()> {
         let (mut ours, mut level, mut df, mut rate) = (vec![], vec![], vec![], 0.0f64);
         for round in 0..cli.rounds {
             ours.push(case.ours_timed(stream, &reference)?);
-            let v = peer(cli, &case, "level", &reference, round == 0, stream)?;
+            let v = peer(&python, &case, "level", &reference, round == 0, stream)?;
             rate = rate.max(v["dgemm_gflops"].as_f64().unwrap_or(0.0));
             level.push(timed(&v));
             if depth_first {
-                let v = peer(cli, &case, "depth-first", &reference, false, stream)?;
+                let v = peer(&python, &case, "depth-first", &reference, false, stream)?;
                 df.push(timed(&v));
             }
             eprintln!("expectation_bench: K = {k}, d = {d}, round {round} done");

@@ -108,9 +108,10 @@ struct Compare {
     /// The peer to run beside Candle.
     #[arg(long, value_enum, default_value_t = Peer::None)]
     peer: Peer,
-    /// The peer's Python.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-peers/bin/python"))]
-    peer_python: PathBuf,
+    /// The peer's Python [default: .venv-peers/bin/python in the clone run from, where
+    /// scripts/setup-peers.sh installs it].
+    #[arg(long)]
+    peer_python: Option<PathBuf>,
     /// Threads for Candle (default: every core; the peer uses its own default).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
@@ -297,10 +298,7 @@ fn field(v: &[Value], key: &str) -> Vec<f64> {
 }
 
 fn me() -> Result<PathBuf> {
-    std::env::current_exe().map_err(|e| Error::Io {
-        path: "current executable".into(),
-        source: e,
-    })
+    std::env::current_exe().map_err(nexus_lab::fsio::io_error(Path::new("current executable")))
 }
 
 /// Before any long work: an output folder, if given, must be creatable and writable.
@@ -314,13 +312,15 @@ fn compare(a: &Compare) -> Result<()> {
     for p in &a.presets {
         LlamaConfig::preset(p)?;
     }
-    let peer_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/jax_llama.py");
-    if a.peer == Peer::Jax && !a.peer_python.exists() {
+    let root = nexus_lab::bench::project_root()?;
+    let peer_script = root.join("peers/jax_llama.py");
+    let peer_python = nexus_lab::bench::peer_python(a.peer_python.as_deref())?;
+    if a.peer == Peer::Jax && !peer_python.exists() {
         return Err(Error::InvalidArgument {
             name: "peer",
             reason: format!(
                 "{} not found: run scripts/setup-peers.sh first (or pass --peer-python)",
-                a.peer_python.display()
+                peer_python.display()
             ),
         });
     }
@@ -352,7 +352,7 @@ fn compare(a: &Compare) -> Result<()> {
             a.steps.to_string(),
         ];
         args.extend(a.geometry.flags());
-        child(&a.peer_python, &args)
+        child(&peer_python, &args)
     };
     let g = &a.geometry;
     let threads = a

@@ -346,7 +346,7 @@ fn run(a: &Args) -> Result<()> {
         &format!("{id}: loss along the line to the per-language minima (Fig. 7)"),
         &a.out.join(format!("{id}-interpolation.png")),
     )?;
-    let all = report::load_all(&a.out)?;
+    let all = report::load_all(&a.out, &nexus_lab::claims::ids())?;
     report::write_summary(&all, &a.out)?;
     if a.out == Path::new("figures") {
         report::update_readme(Path::new("README.md"), &all)?;

@@ -92,7 +92,7 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
         );
     }
     // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
-    let all = report::load_all(&args.out)?;
+    let all = report::load_all(&args.out, &claims::ids())?;
     // Reports not re-run here (other claims, experiments' reports) are re-saved and their
     // figures redrawn from their data, so every file follows the current report format and
     // plotting code.

@@ -29,10 +29,10 @@ pub fn output_dir(s: &str) -> std::result::Result<PathBuf, String> {
 /// Creates `dir` if needed and checks that a file can be written there, so that a bad output
 /// folder fails before the work rather than after it.
 pub fn check_writable(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(crate::error::io_error(dir))?;
+    std::fs::create_dir_all(dir).map_err(crate::fsio::io_error(dir))?;
     let probe = dir.join(format!(".nexus-lab-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(crate::error::io_error(dir))?;
-    std::fs::remove_file(&probe).map_err(crate::error::io_error(dir))
+    std::fs::write(&probe, b"").map_err(crate::fsio::io_error(dir))?;
+    std::fs::remove_file(&probe).map_err(crate::fsio::io_error(dir))
 }
 
 /// A `clap` value parser: a finite number.

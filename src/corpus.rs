@@ -9,6 +9,7 @@
 //! sample in `tests/data/`.
 
 use crate::error::{Error, Result};
+use crate::fsio::io_error;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -164,30 +165,16 @@ pub fn plain_text(rendered: &str) -> String {
 /// sorted by path so the corpus is the same on every run.
 pub fn pages(root: &Path, language: Language) -> Result<Vec<PathBuf>> {
     let base = root.join("usr/share/man").join(language.locale);
-    let sections = std::fs::read_dir(&base).map_err(|e| Error::Io {
-        path: base.display().to_string(),
-        source: e,
-    })?;
+    let sections = std::fs::read_dir(&base).map_err(io_error(&base))?;
     let mut found = Vec::new();
     for section in sections {
-        let section = section.map_err(|e| Error::Io {
-            path: base.display().to_string(),
-            source: e,
-        })?;
+        let section = section.map_err(io_error(&base))?;
         let name = section.file_name();
         if !name.to_string_lossy().starts_with("man") || !section.path().is_dir() {
             continue;
         }
-        for page in std::fs::read_dir(section.path()).map_err(|e| Error::Io {
-            path: section.path().display().to_string(),
-            source: e,
-        })? {
-            let path = page
-                .map_err(|e| Error::Io {
-                    path: section.path().display().to_string(),
-                    source: e,
-                })?
-                .path();
+        for page in std::fs::read_dir(section.path()).map_err(io_error(&section.path()))? {
+            let path = page.map_err(io_error(&section.path()))?.path();
             if path.is_file() {
                 found.push(path);
             }

@@ -52,14 +52,6 @@ pub enum Error {
 /// Shorthand used throughout the crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Maps an I/O error to [`Error::Io`] naming `path`: `std::fs::read(p).map_err(io_error(p))`.
-pub fn io_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    }
-}
-
 /// Returns an [`Error::InvalidArgument`] unless `ok` holds.
 pub fn ensure(ok: bool, name: &'static str, reason: impl FnOnce() -> String) -> Result<()> {
     if ok {

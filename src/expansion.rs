@@ -15,7 +15,6 @@
 //! `E[pg] = gamma sum_i ghat_i - gamma^2 (K-1)/(4K) grad sum_{i != j} S_ij + E_2nd`.
 
 use crate::error::{Error, Result};
-use crate::nexus::{InnerStep, NexusConfig};
 use crate::tasks::{Task, TaskConstants};
 use nalgebra::{DMatrix, DVector};
 
@@ -155,49 +154,6 @@ pub fn thm32_bound(g_min: f64, l: f64, rho: f64, inner_steps: usize, gamma: f64)
     (4.0 * l * l + rho * g_min) / (6.0 * g_min * g_min)
         * (inner_steps as f64).powi(3)
         * gamma.powi(3)
-}
-
-/// Residual norms `||E[pg](gamma) - expansion(gamma)||` over `gammas` for several expansions,
-/// with `E[pg]` exact (all index sequences, [`crate::expectation::exact`]) for `inner_steps`
-/// normalized steps over the given tasks. Returns one curve per expansion.
-pub fn residual_curves<T: Task>(
-    tasks: &[T],
-    x: &DVector<f64>,
-    inner_steps: usize,
-    gammas: &[f64],
-    expansions: &[&dyn Fn(f64) -> DVector<f64>],
-) -> Result<Vec<Vec<f64>>> {
-    residual_curves_for(
-        tasks,
-        x,
-        inner_steps,
-        InnerStep::Normalized,
-        gammas,
-        expansions,
-    )
-}
-
-/// [`residual_curves`] for either kind of inner step (raw steps: Nexus-Dot, or Reptile's SGD).
-pub fn residual_curves_for<T: Task>(
-    tasks: &[T],
-    x: &DVector<f64>,
-    inner_steps: usize,
-    inner_step: InnerStep,
-    gammas: &[f64],
-    expansions: &[&dyn Fn(f64) -> DVector<f64>],
-) -> Result<Vec<Vec<f64>>> {
-    let mut out = vec![Vec::with_capacity(gammas.len()); expansions.len()];
-    for &gamma in gammas {
-        let cfg = NexusConfig {
-            inner_step,
-            ..NexusConfig::new(inner_steps, gamma)?
-        };
-        let e = crate::expectation::exact(tasks, x, &cfg)?.mean;
-        for (curve, f) in out.iter_mut().zip(expansions) {
-            curve.push((&e - f(gamma)).norm());
-        }
-    }
-    Ok(out)
 }
 
 /// Third-derivative information needed by the third-order terms.

@@ -21,7 +21,7 @@
 //! batched step on source `s`); the estimate comes with a per-coordinate standard error.
 
 use crate::error::{ensure, Result};
-use crate::nexus::{sample_indices, step_scale_from_norm, NexusConfig, Sampling};
+use crate::nexus::{sample_indices, step_scale_from_norm, InnerStep, NexusConfig, Sampling};
 use crate::stats::MeanCi;
 use crate::tasks::Task;
 use nalgebra::{DMatrix, DVector};
@@ -645,6 +645,49 @@ pub fn taylor_monte_carlo<T: Task, R: Rng + ?Sized>(
         t3_mean,
         t3_se,
     })
+}
+
+/// Residual norms `||E[pg](gamma) - expansion(gamma)||` over `gammas` for several expansions,
+/// with `E[pg]` exact (all index sequences, [`exact`]) for `inner_steps`
+/// normalized steps over the given tasks. Returns one curve per expansion.
+pub fn residual_curves<T: Task>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    inner_steps: usize,
+    gammas: &[f64],
+    expansions: &[&dyn Fn(f64) -> DVector<f64>],
+) -> Result<Vec<Vec<f64>>> {
+    residual_curves_for(
+        tasks,
+        x,
+        inner_steps,
+        InnerStep::Normalized,
+        gammas,
+        expansions,
+    )
+}
+
+/// [`residual_curves`] for either kind of inner step (raw steps: Nexus-Dot, or Reptile's SGD).
+pub fn residual_curves_for<T: Task>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    inner_steps: usize,
+    inner_step: InnerStep,
+    gammas: &[f64],
+    expansions: &[&dyn Fn(f64) -> DVector<f64>],
+) -> Result<Vec<Vec<f64>>> {
+    let mut out = vec![Vec::with_capacity(gammas.len()); expansions.len()];
+    for &gamma in gammas {
+        let cfg = NexusConfig {
+            inner_step,
+            ..NexusConfig::new(inner_steps, gamma)?
+        };
+        let e = exact(tasks, x, &cfg)?.mean;
+        for (curve, f) in out.iter_mut().zip(expansions) {
+            curve.push((&e - f(gamma)).norm());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

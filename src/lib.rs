@@ -17,6 +17,7 @@ pub mod corpus;
 pub mod error;
 pub mod expansion;
 pub mod expectation;
+pub mod fsio;
 pub mod linalg;
 pub mod llama;
 pub mod metrics;

@@ -151,8 +151,9 @@ fn quick_run_gives_the_committed_verdicts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let committed = nexus_lab::report::load_all(Path::new("figures")).unwrap();
-    let quick = nexus_lab::report::load_all(&dir).unwrap();
+    let committed =
+        nexus_lab::report::load_all(Path::new("figures"), &nexus_lab::claims::ids()).unwrap();
+    let quick = nexus_lab::report::load_all(&dir, &nexus_lab::claims::ids()).unwrap();
     for claim in nexus_lab::claims::registry() {
         let id = claim.id();
         let find = |all: &[nexus_lab::report::ClaimReport]| {

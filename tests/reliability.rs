@@ -353,7 +353,8 @@ fn a_toml_type_error_names_the_key() {
 fn reports_are_labelled_per_report() {
     let dir = scratch("labels");
     let full = {
-        let mut r = nexus_lab::report::load_all(Path::new("figures")).unwrap();
+        let mut r =
+            nexus_lab::report::load_all(Path::new("figures"), &nexus_lab::claims::ids()).unwrap();
         r.truncate(2);
         r
     };
@@ -374,7 +375,7 @@ fn reports_are_labelled_per_report() {
     // Writing into a path that is a folder fails at the rename and removes the temporary file.
     let target = dir.join("occupied.json");
     std::fs::create_dir_all(target.join("inside")).unwrap();
-    assert!(nexus_lab::report::write_atomic(&target, b"{}").is_err());
+    assert!(nexus_lab::fsio::write_atomic(&target, b"{}").is_err());
     assert!(!dir.join("occupied.json.tmp").exists());
     std::fs::remove_dir_all(dir).ok();
 }

@@ -18,17 +18,53 @@
 //! exact (isotropic quadratics with curvature `L` attain it). Negative control: the decrease
 //! claimed as `||grad f||^2 / L`, twice the true constant.
 
-use super::thm_3_2::{gamma_grid, seeded_instance, SLOPE_TOL};
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{
+    family_code, gamma_grid, run_grid, seeded_instance, stream, Claim, GammaGrid, Settings,
+    SLOPE_TOL,
+};
 use crate::error::Result;
-use crate::expansion::residual_curves_for;
+use crate::expectation::residual_curves_for;
 use crate::nexus::InnerStep;
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant, Verdict};
+use crate::report::{
+    ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role, Series, Verdict,
+};
 use crate::stats::loglog_slope;
 use crate::tasks::{Family, Task, TaskDistribution};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The positive Reptile control: the true expansion.
+pub const CTL_REPTILE: ClaimMeta = ClaimMeta {
+    id: "ctl-reptile",
+    reference: "Nichol, Achiam and Schulman 2018, Sec. 5 (control)",
+    statement: "K SGD steps over N sources sampled with replacement: E[x_0 - x_K] = alpha (K/N) sum_i g_i - alpha^2 K(K-1)/(2N^2) sum_(i,j) H_i g_j + O(alpha^3).",
+    kind: ClaimKind::Order { power: 3.0 },
+};
+
+/// The negative Reptile control: the second-order sign flipped.
+pub const CTL_REPTILE_WRONG_SIGN: ClaimMeta = ClaimMeta {
+    id: "ctl-reptile-wrong-sign",
+    reference: CTL_REPTILE.reference,
+    statement: "K SGD steps over N sources sampled with replacement: E[x_0 - x_K] = alpha (K/N) sum_i g_i + (deliberately wrong sign) alpha^2 K(K-1)/(2N^2) sum_(i,j) H_i g_j + O(alpha^3).",
+    kind: CTL_REPTILE.kind,
+};
+
+/// The positive descent-lemma control.
+pub const CTL_DESCENT: ClaimMeta = ClaimMeta {
+    id: "ctl-descent",
+    reference: "Descent lemma, Nesterov (2004) Thm 2.1.5 (control)",
+    statement: "For L-smooth f, f(x) - f(x - grad f(x)/L) >= ||grad f(x)||^2 / (2L).",
+    kind: ClaimKind::UpperBound,
+};
+
+/// The negative descent-lemma control: the guaranteed decrease doubled.
+pub const CTL_DESCENT_WRONG_CONSTANT: ClaimMeta = ClaimMeta {
+    id: "ctl-descent-wrong-constant",
+    reference: CTL_DESCENT.reference,
+    statement: "For L-smooth f, f(x) - f(x - grad f(x)/L) >= 2 ||grad f(x)||^2 / (2L) (deliberately wrong constant).",
+    kind: CTL_DESCENT.kind,
+};
 
 /// Reptile's expansion with the second-order term multiplied by `sign` (`+1` is the true one).
 pub fn reptile_expansion<T: Task>(
@@ -74,11 +110,11 @@ pub struct Reptile {
 }
 
 impl Claim for Reptile {
-    fn id(&self) -> &'static str {
+    fn meta(&self) -> &'static ClaimMeta {
         if self.sign > 0.0 {
-            "ctl-reptile"
+            &CTL_REPTILE
         } else {
-            "ctl-reptile-wrong-sign"
+            &CTL_REPTILE_WRONG_SIGN
         }
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
@@ -95,7 +131,7 @@ impl Claim for Reptile {
                 }
             }
         }
-        let gammas = gamma_grid();
+        let gammas = gamma_grid(GammaGrid::Exact);
         let id = self.id();
         let name = if self.sign > 0.0 {
             "Reptile expansion"
@@ -144,17 +180,11 @@ impl Claim for Reptile {
             });
         }
         let report = ClaimReport::assemble(
-            id,
-            "Nichol, Achiam and Schulman 2018, Sec. 5 (control)",
-            &format!(
-                "K SGD steps over N sources sampled with replacement: E[x_0 - x_K] = alpha (K/N) sum_i g_i {} alpha^2 K(K-1)/(2N^2) sum_(i,j) H_i g_j + O(alpha^3).",
-                if self.sign > 0.0 { "-" } else { "+ (deliberately wrong sign)" }
-            ),
-            ClaimKind::Order { power: 3.0 },
+            self.meta(),
             settings.seed,
             settings.quick,
             serde_json::json!({"gamma": [1e-4, 1e-2], "points": 9, "slope_tol": SLOPE_TOL, "d": [3, 10], "K": [3, 4, 5], "reps": reps, "families": Family::standard(), "sign": self.sign}),
-            vec![Variant::new(name, "residual of the expansion against the exact expectation (raw inner steps) has log-log slope >= 3 - 0.1", Role::Statement)],
+            vec![Reading::new(name, "residual of the expansion against the exact expectation (raw inner steps) has log-log slope >= 3 - 0.1", Role::Statement)],
             instances,
             Figure::Curves {
                 x_label: "alpha".into(),
@@ -166,11 +196,22 @@ impl Claim for Reptile {
     }
 }
 
-/// The descent lemma with its true constant `1/(2L)` (`factor = 1`, a positive control) or a
-/// constant `factor` times too large (a negative control).
+/// The descent lemma with its true constant `1/(2L)` (a positive control) or a constant twice
+/// too large (a negative control).
 pub struct DescentLemma {
-    /// Multiplier of the true guaranteed decrease `||g||^2 / (2L)`.
-    pub factor: f64,
+    /// Whether the guaranteed decrease is doubled (the deliberate error).
+    pub wrong_constant: bool,
+}
+
+impl DescentLemma {
+    /// Multiplier of the true guaranteed decrease `||g||^2 / (2L)`: 1, or 2 for the error.
+    pub fn factor(&self) -> f64 {
+        if self.wrong_constant {
+            2.0
+        } else {
+            1.0
+        }
+    }
 }
 
 /// `(guaranteed decrease ||g||^2 / (2L) * factor, actual decrease f(x) - f(x - g/L))` at `x`.
@@ -182,11 +223,11 @@ pub fn descent_sides<T: Task>(task: &T, x: &DVector<f64>, factor: f64) -> Result
 }
 
 impl Claim for DescentLemma {
-    fn id(&self) -> &'static str {
-        if self.factor == 1.0 {
-            "ctl-descent"
+    fn meta(&self) -> &'static ClaimMeta {
+        if !self.wrong_constant {
+            &CTL_DESCENT
         } else {
-            "ctl-descent-wrong-constant"
+            &CTL_DESCENT_WRONG_CONSTANT
         }
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
@@ -200,7 +241,7 @@ impl Claim for DescentLemma {
             }
         }
         let id = self.id();
-        let name = if self.factor == 1.0 {
+        let name = if self.factor() == 1.0 {
             "decrease >= ||g||^2 / (2L)"
         } else {
             "decrease >= ||g||^2 / L"
@@ -208,7 +249,7 @@ impl Claim for DescentLemma {
         let instances = run_grid(&points, progress, |&(family, d, rep)| {
             let mut rng = crate::rng_for(
                 settings.seed,
-                &stream(id, &[super::eq4::family_code(family), d as f64, rep as f64]),
+                &stream(id, &[family_code(family), d as f64, rep as f64]),
             );
             let dist = TaskDistribution::new(family, d, 1.0)?;
             let task = dist.sample(&mut rng)?;
@@ -216,7 +257,7 @@ impl Claim for DescentLemma {
                 + DVector::<f64>::from_fn(d, |_, _| {
                     Distribution::<f64>::sample(&StandardNormal, &mut rng)
                 }) * 2.0;
-            let (guaranteed, actual) = descent_sides(&task, &x, self.factor)?;
+            let (guaranteed, actual) = descent_sides(&task, &x, self.factor())?;
             // Rounding of two loss evaluations of size O(f(x)): 1e-12 of f(x).
             let slack = 1e-12 * (1.0 + task.loss(&x)?.abs());
             Ok(vec![Instance::new(
@@ -228,27 +269,17 @@ impl Claim for DescentLemma {
                 guaranteed <= actual + slack,
             )])
         })?;
-        let expected = if self.factor == 1.0 {
+        let expected = if self.factor() == 1.0 {
             Verdict::Holds
         } else {
             Verdict::Fails
         };
         let report = ClaimReport::assemble(
-            id,
-            "Descent lemma, Nesterov (2004) Thm 2.1.5 (control)",
-            &format!(
-                "For L-smooth f, f(x) - f(x - grad f(x)/L) >= {}.",
-                if self.factor == 1.0 {
-                    "||grad f(x)||^2 / (2L)".to_string()
-                } else {
-                    format!("{} ||grad f(x)||^2 / (2L) (deliberately wrong constant)", self.factor)
-                }
-            ),
-            ClaimKind::UpperBound,
+            self.meta(),
             settings.seed,
             settings.quick,
-            serde_json::json!({"d": [2, 10], "reps": reps, "families": Family::standard(), "factor": self.factor, "point": "centre + 2 N(0, I)"}),
-            vec![Variant::new(name, "measured = the guaranteed decrease, claimed = the actual decrease of one 1/L gradient step (family's L)", Role::Statement)],
+            serde_json::json!({"d": [2, 10], "reps": reps, "families": Family::standard(), "factor": self.factor(), "point": "centre + 2 N(0, I)"}),
+            vec![Reading::new(name, "measured = the guaranteed decrease, claimed = the actual decrease of one 1/L gradient step (family's L)", Role::Statement)],
             instances,
             Figure::MeasuredVsClaimed,
         )?;

@@ -15,12 +15,29 @@
 //! drawn from the same distribution. The max over the segment is taken on a grid of points, which
 //! can only under-estimate it: the claimed side we test is never larger than the paper's.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{family_code, run_grid, stationary_point, stream, Claim, Settings};
 use crate::error::Result;
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant};
-use crate::tasks::{minimize_average, spectral_norm, Family, Task, TaskDistribution};
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role};
+use crate::tasks::{spectral_norm, Family, Task, TaskDistribution};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
+
+/// The claim [`Eq4`] checks.
+pub const EQ_4: ClaimMeta = ClaimMeta {
+    id: "eq-4",
+    reference: "Eq. 4, Sec. 2.2",
+    statement:
+        "L_T(x_train) <= L_T(x_T*) + 1/2 ||x_train - x_T*||^2 max over the segment of ||hess L_T||.",
+    kind: ClaimKind::UpperBound,
+};
+
+/// The claim [`Remark21`] checks.
+pub const REM_2_1: ClaimMeta = ClaimMeta {
+    id: "rem-2.1",
+    reference: "Remark 2.1, Sec. 2.2",
+    statement: "Eq. 4 becomes an exact equality when the loss is strictly quadratic along the segment from x_T* to x_train.",
+    kind: ClaimKind::Equality,
+};
 
 /// Points on the segment where the Hessian norm is evaluated.
 pub const SEGMENT_GRID: usize = 33;
@@ -70,17 +87,6 @@ pub fn draw_scenario<R: rand::Rng + ?Sized>(
     let x = stationary_point(&train)?;
     let downstream = dist.sample(rng)?;
     Ok((train, x, downstream))
-}
-
-/// The exact stationary point of `L_train`, started from the mean of the task minimizers.
-pub fn stationary_point<T: Task>(tasks: &[T]) -> Result<DVector<f64>> {
-    let d = tasks.first().map(|t| t.dim()).unwrap_or(0);
-    let mut start = DVector::zeros(d);
-    for t in tasks {
-        start += t.minimizer();
-    }
-    start /= tasks.len().max(1) as f64;
-    minimize_average(tasks, &start)
 }
 
 struct Point {
@@ -142,21 +148,12 @@ fn evaluate_point(id: &str, seed: u64, p: &Point) -> Result<(Eq4Sides, Vec<(&'st
     Ok((check(&downstream, &x)?, params(p)))
 }
 
-pub(crate) fn family_code(f: Family) -> f64 {
-    match f {
-        Family::Isotropic { .. } => 0.0,
-        Family::Anisotropic { .. } => 1.0,
-        Family::NonQuadratic { .. } => 2.0,
-        Family::Logistic { .. } => 3.0,
-    }
-}
-
 /// Eq. 4: the closeness x flatness upper bound.
 pub struct Eq4;
 
 impl Claim for Eq4 {
-    fn id(&self) -> &'static str {
-        "eq-4"
+    fn meta(&self) -> &'static ClaimMeta {
+        &EQ_4
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let families = Family::standard();
@@ -173,15 +170,12 @@ impl Claim for Eq4 {
             )])
         })?;
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Eq. 4, Sec. 2.2",
-            "L_T(x_train) <= L_T(x_T*) + 1/2 ||x_train - x_T*||^2 max over the segment of ||hess L_T||.",
-            ClaimKind::UpperBound,
+            &EQ_4,
             settings.seed,
             settings.quick,
             serde_json::json!({"d": [2, 10], "K": [2, 8], "spread": [0.3, 1.5], "reps": if settings.quick {1} else {3},
                 "segment_grid": SEGMENT_GRID, "families": families}),
-            vec![Variant::new("stated bound", "measured = L_T(x) - L_T(x_T*), claimed = 1/2 ||x - x_T*||^2 max_segment ||H_T|| at the exact stationary point x of K training tasks", Role::Statement)],
+            vec![Reading::new("stated bound", "measured = L_T(x) - L_T(x_T*), claimed = 1/2 ||x - x_T*||^2 max_segment ||H_T|| at the exact stationary point x of K training tasks", Role::Statement)],
             instances,
             Figure::MeasuredVsClaimed,
         )?;
@@ -208,8 +202,8 @@ impl Claim for Eq4 {
 pub struct Remark21;
 
 impl Claim for Remark21 {
-    fn id(&self) -> &'static str {
-        "rem-2.1"
+    fn meta(&self) -> &'static ClaimMeta {
+        &REM_2_1
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let families = [
@@ -247,17 +241,14 @@ impl Claim for Remark21 {
             |i| i.family == "isotropic",
         );
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Remark 2.1, Sec. 2.2",
-            "Eq. 4 becomes an exact equality when the loss is strictly quadratic along the segment from x_T* to x_train.",
-            ClaimKind::Equality,
+            &REM_2_1,
             settings.seed,
             settings.quick,
             serde_json::json!({"d": [2, 10], "K": [2, 8], "spread": [0.3, 1.5], "families": families}),
             vec![
-                Variant::new("stated equality", "L_T(x) - L_T(x_T*) = 1/2 ||x - x_T*||^2 ||H_T|| for quadratic L_T", Role::Statement),
-                Variant::new("stated equality, isotropic tasks", "the stated equality on isotropic tasks, where every direction is a top eigenvector", Role::Restriction),
-                Variant::correction("directional curvature", "equality with the curvature along the segment, which equals ||H_T|| only when x - x_T* is a top eigenvector (always, for isotropic tasks)", "L_T(x) - L_T(x_T*) = 1/2 (x - x_T*)^T H_T (x - x_T*)"),
+                Reading::new("stated equality", "L_T(x) - L_T(x_T*) = 1/2 ||x - x_T*||^2 ||H_T|| for quadratic L_T", Role::Statement),
+                Reading::new("stated equality, isotropic tasks", "the stated equality on isotropic tasks, where every direction is a top eigenvector", Role::Restriction),
+                Reading::correction("directional curvature", "equality with the curvature along the segment, which equals ||H_T|| only when x - x_T* is a top eigenvector (always, for isotropic tasks)", "L_T(x) - L_T(x_T*) = 1/2 (x - x_T*)^T H_T (x - x_T*)"),
             ],
             instances,
             Figure::MeasuredVsClaimed,

@@ -12,14 +12,22 @@
 //! reported: the L-smoothness constant `|r| <= L ||g_j||^2 gamma^2 / 2` at every gamma, and the
 //! exact second-order term `r = -gamma^2/2 g_j^T H_i g_j + R`, `|R| <= M_3 ||g_j||^3 gamma^3 / 6`.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{family_code, run_grid, stream, Claim, Settings};
 use crate::error::Result;
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant};
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role, Series};
 use crate::stats::{log_grid, loglog_slope};
 use crate::tasks::{Family, Objective, Task, TaskDistribution};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The claim [`Eq8`] checks.
+pub const EQ_8: ClaimMeta = ClaimMeta {
+    id: "eq-8",
+    reference: "Eq. 8 (Sec. 3.1) and Eq. 13 (Sec. 4)",
+    statement: "L_i(x) - L_i(x - gamma grad L_j(x)) = gamma grad L_i . grad L_j + O(gamma^2); with L_j = L_train and L_i = L_T in Eq. 8.",
+    kind: ClaimKind::Order { power: 2.0 },
+};
 
 /// Slope tolerance (see the module docs).
 pub const SLOPE_TOL: f64 = 0.05;
@@ -104,7 +112,7 @@ struct Point {
 
 fn curves_for(seed: u64, p: &Point) -> Result<Eq8Curves> {
     let dist = TaskDistribution::new(p.family, p.d, p.spread)?;
-    let code = super::eq4::family_code(p.family);
+    let code = family_code(p.family);
     let mut rng = crate::rng_for(
         seed,
         &stream(
@@ -127,8 +135,8 @@ fn curves_for(seed: u64, p: &Point) -> Result<Eq8Curves> {
 pub struct Eq8;
 
 impl Claim for Eq8 {
-    fn id(&self) -> &'static str {
-        "eq-8"
+    fn meta(&self) -> &'static ClaimMeta {
+        &EQ_8
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let reps = if settings.quick { 1 } else { 3 };
@@ -239,18 +247,15 @@ impl Claim for Eq8 {
             }
         }
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Eq. 8 (Sec. 3.1) and Eq. 13 (Sec. 4)",
-            "L_i(x) - L_i(x - gamma grad L_j(x)) = gamma grad L_i . grad L_j + O(gamma^2); with L_j = L_train and L_i = L_T in Eq. 8.",
-            ClaimKind::Order { power: 2.0 },
+            &EQ_8,
             settings.seed,
             settings.quick,
             serde_json::json!({"gamma": [1e-5, 1e-1], "points": 13, "fit_max_gamma": FIT_MAX_GAMMA, "slope_tol": SLOPE_TOL,
                 "d": [2, 10], "spread": [0.3, 1.5], "reps": reps, "families": Family::standard()}),
             vec![
-                Variant::new("O(gamma^2)", "log-log slope of |r(gamma)| over gamma <= 1e-3 is at least 2 - 0.05", Role::Statement),
-                Variant::new("L-smooth constant", "|r(gamma)| <= L ||g_j||^2 gamma^2 / 2 at every gamma (descent lemma)", Role::Info),
-                Variant::new("second-order term", "|r + gamma^2/2 g_j^T H_i g_j| <= M_3 ||g_j||^3 gamma^3 / 6 at every gamma (zero for quadratics)", Role::Info),
+                Reading::new("O(gamma^2)", "log-log slope of |r(gamma)| over gamma <= 1e-3 is at least 2 - 0.05", Role::Statement),
+                Reading::new("L-smooth constant", "|r(gamma)| <= L ||g_j||^2 gamma^2 / 2 at every gamma (descent lemma)", Role::Info),
+                Reading::new("second-order term", "|r + gamma^2/2 g_j^T H_i g_j| <= M_3 ||g_j||^3 gamma^3 / 6 at every gamma (zero for quadratics)", Role::Info),
             ],
             instances,
             Figure::Curves { x_label: "gamma".into(), y_label: "|residual|".into(), series },

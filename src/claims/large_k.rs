@@ -11,12 +11,13 @@
 //! below the slope tolerance, as in the exact grids. The bound checks use an upper confidence
 //! value, the residual plus 4 standard errors (norm of the per-coordinate errors).
 
+use super::common::{gamma_grid, run_grid, seeded_instance, GammaGrid, Settings};
 use crate::error::Result;
 use crate::expansion::{
     eq81_expansion, thm32_bound, thm32_constants, thm32_stated, thm83_bound, Local, Third,
 };
 use crate::expectation::taylor_monte_carlo;
-use crate::stats::{log_grid, loglog_slope};
+use crate::stats::loglog_slope;
 use crate::tasks::Task;
 use nalgebra::DVector;
 
@@ -25,12 +26,6 @@ pub const LARGE_K: [usize; 4] = [8, 16, 32, 64];
 
 /// Standard errors added to a residual before it is compared with a bound.
 pub const UPPER_Z: f64 = 4.0;
-
-/// Step sizes for `k` inner steps: `K gamma` in `[5e-4, 5e-2]`.
-pub fn gamma_grid(k: usize) -> Vec<f64> {
-    let k = k as f64;
-    log_grid(5e-4 / k, 5e-2 / k, 9)
-}
 
 /// Residual curves and slopes of every expansion at one instance.
 #[derive(Clone, Debug)]
@@ -77,7 +72,7 @@ pub fn check<T: Task, R: rand::Rng + ?Sized>(
     samples: usize,
     rng: &mut R,
 ) -> Result<LargeKCurves> {
-    let gammas = gamma_grid(k);
+    let gammas = gamma_grid(GammaGrid::SameReach { k });
     let local = Local::at(tasks, x)?;
     let third = Third::new(tasks, x, &local);
     let (derived, stated3, eq106) = (third.derived(k)?, third.stated_thm83()?, third.eq106()?);
@@ -141,7 +136,7 @@ pub fn samples(quick: bool) -> usize {
 /// into report instances with `to_instances(family id, params, curves)`.
 pub(crate) fn instances(
     id: &str,
-    settings: &super::Settings,
+    settings: &Settings,
     progress: &indicatif::ProgressBar,
     to_instances: impl Fn(&str, &[(&str, f64)], &LargeKCurves) -> Vec<crate::report::Instance> + Sync,
 ) -> Result<Vec<crate::report::Instance>> {
@@ -157,8 +152,8 @@ pub(crate) fn instances(
             }
         }
     }
-    super::run_grid(&points, progress, |&(family, d, k, rep)| {
-        let (tasks, x, mut rng) = super::thm_3_2::seeded_instance(
+    run_grid(&points, progress, |&(family, d, k, rep)| {
+        let (tasks, x, mut rng) = seeded_instance(
             &format!("{id}:large-K"),
             settings.seed,
             family,
@@ -175,18 +170,4 @@ pub(crate) fn instances(
         ];
         Ok(to_instances(family.id(), &prm, &curves))
     })
-}
-
-/// Whether every `residual` is at most its `bound`.
-pub fn within(residual: &[f64], bound: &[f64]) -> bool {
-    residual.iter().zip(bound).all(|(r, b)| r <= b)
-}
-
-/// The largest `residual / bound`.
-pub fn max_ratio(residual: &[f64], bound: &[f64]) -> f64 {
-    residual
-        .iter()
-        .zip(bound)
-        .map(|(r, b)| r / b)
-        .fold(0.0, f64::max)
 }

@@ -19,13 +19,13 @@
 //! (same tasks, same start), decided by Holm-corrected tests with an equivalence margin of the
 //! paper's effect size ([`crate::report::verdict`]).
 
-use super::{par_map, stream, Claim, Settings};
+use super::common::{family_code, par_map, stationary_point, stream, Claim, Settings};
 use crate::error::Result;
 use crate::metrics::{closeness, mean_loss, mean_pairwise_cosine};
 use crate::nexus::{pseudo_gradient, sample_indices, step_direction, InnerStep, NexusConfig};
 use crate::optim::{AdamW, AdamWConfig, Optimizer};
 use crate::report::{
-    ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Series, Test, Variant,
+    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Reading, Role, Series, Test,
 };
 use crate::stats::{mean_ci, CI_LEVEL};
 use crate::tasks::{BoxedTask, Family, TaskDistribution};
@@ -33,6 +33,14 @@ use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The claim [`Mechanism`] checks.
+pub const MECHANISM: ClaimMeta = ClaimMeta {
+    id: "mechanism",
+    reference: "Sec. 1-3 and 5 (same training loss, closer minima, better downstream)",
+    statement: "At the same training loss, Nexus reaches closer per-task minima, higher gradient similarity and lower held-out loss than its base optimizer; NSGD (K = 1) and Nexus-Dot do not share the bias.",
+    kind: ClaimKind::UpperBound,
+};
 
 /// The compared methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,7 +202,7 @@ pub fn run_seed(
     let mut rng = crate::rng_for(seed, label);
     let tasks = dist.sample_many(k, &mut rng)?;
     let held_out = dist.sample_many(32, &mut rng)?;
-    let x_train = super::eq4::stationary_point(&tasks)?;
+    let x_train = stationary_point(&tasks)?;
     let x0 = &dist.center
         + DVector::<f64>::from_fn(d, |_, _| {
             Distribution::<f64>::sample(&StandardNormal, &mut rng)
@@ -247,8 +255,8 @@ fn metric(o: &Outcome, which: &str) -> f64 {
 pub struct Mechanism;
 
 impl Claim for Mechanism {
-    fn id(&self) -> &'static str {
-        "mechanism"
+    fn meta(&self) -> &'static ClaimMeta {
+        &MECHANISM
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         // 160 replicates decide every held-out reading of Nexus at five master seeds (at 40 the
@@ -279,10 +287,7 @@ impl Claim for Mechanism {
                 spread,
                 &cfg,
                 settings.seed,
-                &stream(
-                    "mechanism",
-                    &[super::eq4::family_code(family), spread, rep as f64],
-                ),
+                &stream("mechanism", &[family_code(family), spread, rep as f64]),
             )
         })?;
         let mut instances = Vec::new();
@@ -340,7 +345,7 @@ impl Claim for Mechanism {
                         ));
                         if variant == STATEMENT && matches!(family, Family::Logistic { .. }) {
                             let mut on_logistic = instances.last().cloned().expect("just pushed");
-                            on_logistic.variant = LOGISTIC.into();
+                            on_logistic.reading = LOGISTIC.into();
                             instances.push(on_logistic);
                         }
                         parts.push(format!(
@@ -370,18 +375,18 @@ impl Claim for Mechanism {
             }
         }
         let mut variants = vec![
-            Variant::new(
+            Reading::new(
                 STATEMENT,
                 "at the same training loss, Nexus's held-out loss is below AdamW's on every family and spread (paired differences; Holm-corrected one-sided test; 'no effect' when the family-wise interval excludes a 0.9% reduction)",
                 Role::Statement,
             ),
-            Variant::new(LOGISTIC, "the same, restricted to the logistic-regression family (the real model)", Role::Restriction),
+            Reading::new(LOGISTIC, "the same, restricted to the logistic-regression family (the real model)", Role::Restriction),
         ];
         for method in &Method::ALL[1..] {
             for which in METRICS {
                 let name = format!("{}: {} better", method.name(), which);
                 if name != "nexus: held-out loss better" {
-                    variants.push(Variant::new(
+                    variants.push(Reading::new(
                         &name,
                         &format!(
                             "({} - adamw) {} differs from 0 in the better direction (Holm-corrected; 'no effect' when an effect of the paper's relative size is excluded)",
@@ -394,17 +399,18 @@ impl Claim for Mechanism {
             }
         }
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Sec. 1-3 and 5 (same training loss, closer minima, better downstream)",
-            "At the same training loss, Nexus reaches closer per-task minima, higher gradient similarity and lower held-out loss than its base optimizer; NSGD (K = 1) and Nexus-Dot do not share the bias.",
-            ClaimKind::UpperBound,
+            &MECHANISM,
             settings.seed,
             settings.quick,
             serde_json::json!({"families": families, "d": d, "K": k, "spreads": spreads, "seeds": seeds, "held_out_tasks": 32,
                 "gamma": cfg.gamma, "outer": "AdamW lr 0.01 betas (0.9, 0.95) eps 1e-10 wd 0", "target_fraction": cfg.target_fraction, "max_steps": cfg.max_steps}),
             variants,
             instances,
-            Figure::Curves { x_label: "spread of the task minima".into(), y_label: "mean held-out loss at the target training loss".into(), series },
+            Figure::Curves {
+                x_label: "spread of the task minima".into(),
+                y_label: "mean held-out loss at the target training loss".into(),
+                series,
+            },
         )?;
         report.findings = findings;
         Ok(report)

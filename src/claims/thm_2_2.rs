@@ -21,13 +21,23 @@
 //! written) and `a d sigma^2 / K`. `P` is Gaussian or uniform with the same covariance (the claim
 //! names only the mean and covariance).
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{run_grid, stationary_point, stream, Claim, Settings};
 use crate::error::{ensure, Result};
-use crate::report::{ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Test, Variant};
+use crate::report::{
+    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Reading, Role, Test,
+};
 use crate::stats::{mean_ci, MeanCi, CI_LEVEL};
 use crate::tasks::{Family, MinimaLaw, Objective, TaskDistribution};
 use indicatif::ProgressBar;
 use rand::Rng;
+
+/// The claim [`Thm22`] checks.
+pub const THM_2_2: ClaimMeta = ClaimMeta {
+    id: "thm-2.2",
+    reference: "Thm 2.2, Eq. 5 (proof Sec. 9.1)",
+    statement: "Quadratic basins a/2 ||x - x_L*||^2 + c_B, x_L* ~ P(mu_B, sigma_B^2 I), K training tasks and T i.i.d.: for any converged x_train* with training loss C_train, E_T[L_T(x_train*)] = C_train + (a/K) sigma_B^2.",
+    kind: ClaimKind::Equality,
+};
 
 /// One configuration of Thm 2.2.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +81,7 @@ fn draw_training<R: Rng + ?Sized>(
 ) -> Result<(TaskDistribution, nalgebra::DVector<f64>, f64)> {
     let dist = p.distribution()?;
     let train = dist.sample_many(p.k, rng)?;
-    let x = super::eq4::stationary_point(&train)?;
+    let x = stationary_point(&train)?;
     let c_train = train.iter().map(|t| t.loss(&x)).sum::<Result<f64>>()? / p.k as f64;
     Ok((dist, x, c_train))
 }
@@ -225,8 +235,8 @@ pub fn check<R: Rng + ?Sized>(
 pub struct Thm22;
 
 impl Claim for Thm22 {
-    fn id(&self) -> &'static str {
-        "thm-2.2"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_2_2
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let (n_tasks, pilot, cap) = if settings.quick {
@@ -263,20 +273,17 @@ impl Claim for Thm22 {
             check(p, n_tasks, (pilot, cap, m), &mut rng)
         })?;
         let mut report = ClaimReport::assemble(
-            id,
-            "Thm 2.2, Eq. 5 (proof Sec. 9.1)",
-            "Quadratic basins a/2 ||x - x_L*||^2 + c_B, x_L* ~ P(mu_B, sigma_B^2 I), K training tasks and T i.i.d.: for any converged x_train* with training loss C_train, E_T[L_T(x_train*)] = C_train + (a/K) sigma_B^2.",
-            ClaimKind::Equality,
+            &THM_2_2,
             settings.seed,
             settings.quick,
             serde_json::json!({"a": [0.5, 2.0], "sigma": [0.1, 1.0], "d": [1, 2, 10], "K": [2, 5, 20],
                 "laws": ["gaussian", "uniform"], "downstream_tasks_per_draw": n_tasks, "pilot_draws": pilot, "max_draws": cap, "margin": MARGIN, "ci_level": CI_LEVEL}),
             vec![
-                Variant::new("one draw, as written", "conditioned on one draw of the K training tasks, the exact E_T[L_T(x_train*)] - C_train = a/2 (||x_train* - mu||^2 + d sigma^2) - C_train equals a sigma^2 / K (to 1e-9 relative)", Role::Statement),
-                Variant::new("one draw, Monte Carlo against the exact value", "check of the exact conditional value: a Monte Carlo mean over downstream tasks matches it within 10%", Role::Info),
-                Variant::new("averaged, sigma^2 per coordinate", "averaged over draws of the training tasks, the mean gap equals a sigma^2 / K (sigma^2 the per-coordinate variance, as in P(mu, sigma^2 I))", Role::Restriction),
-                Variant::new("averaged, d = 1", "the statement's formula a sigma^2 / K averaged over draws of the training tasks, in dimension 1 (where sigma^2 is the total variance)", Role::Restriction),
-                Variant::correction("averaged, sigma^2 = tr(Sigma)", "averaged over draws of the training tasks, the mean gap equals a d sigma^2 / K: sigma^2 read as the total variance tr(Sigma) = E||x_L* - mu||^2, as Thm 2.3 defines it", "E_train E_T[L_T(x_train*)] = E_train[C_train] + (a/K) tr(Sigma), tr(Sigma) = d sigma_B^2"),
+                Reading::new("one draw, as written", "conditioned on one draw of the K training tasks, the exact E_T[L_T(x_train*)] - C_train = a/2 (||x_train* - mu||^2 + d sigma^2) - C_train equals a sigma^2 / K (to 1e-9 relative)", Role::Statement),
+                Reading::new("one draw, Monte Carlo against the exact value", "check of the exact conditional value: a Monte Carlo mean over downstream tasks matches it within 10%", Role::Info),
+                Reading::new("averaged, sigma^2 per coordinate", "averaged over draws of the training tasks, the mean gap equals a sigma^2 / K (sigma^2 the per-coordinate variance, as in P(mu, sigma^2 I))", Role::Restriction),
+                Reading::new("averaged, d = 1", "the statement's formula a sigma^2 / K averaged over draws of the training tasks, in dimension 1 (where sigma^2 is the total variance)", Role::Restriction),
+                Reading::correction("averaged, sigma^2 = tr(Sigma)", "averaged over draws of the training tasks, the mean gap equals a d sigma^2 / K: sigma^2 read as the total variance tr(Sigma) = E||x_L* - mu||^2, as Thm 2.3 defines it", "E_train E_T[L_T(x_train*)] = E_train[C_train] + (a/K) tr(Sigma), tr(Sigma) = d sigma_B^2"),
             ],
             instances,
             Figure::MeasuredVsClaimed,

@@ -17,9 +17,11 @@
 //! `lambda_max` when the minimum lies on one side of `mu` (first coordinate above `mu_1`) and
 //! `lambda_min` otherwise.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{family_code, run_grid, stationary_point, stream, Claim, Settings};
 use crate::error::Result;
-use crate::report::{ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Test, Variant};
+use crate::report::{
+    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Reading, Role, Test,
+};
 use crate::stats::{mean_ci, CI_LEVEL};
 use crate::tasks::{
     BoxedTask, CurvatureBounds, Family, IsotropicQuadratic, Objective, Task, TaskDistribution,
@@ -27,6 +29,14 @@ use crate::tasks::{
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand::Rng;
+
+/// The claim [`Thm23`] checks.
+pub const THM_2_3: ClaimMeta = ClaimMeta {
+    id: "thm-2.3",
+    reference: "Thm 2.3, Eq. 6 (proof Sec. 9.2)",
+    statement: "With directional curvature in [lambda_min, lambda_max] along the segments, sigma^2 = E||x_L* - mu||^2 and flatness independent of closeness: E_T[L_T(x_train*)] - C_train <= lambda_max ((lambda_max/lambda_min)^2 + 1) / (2K) sigma^2.",
+    kind: ClaimKind::UpperBound,
+};
 
 /// The task law of one instance: a standard family, or the correlated-curvature probe.
 #[derive(Clone, Copy, Debug)]
@@ -154,7 +164,7 @@ pub fn check<R: Rng + ?Sized>(p: &Thm23Params, n_draws: usize, rng: &mut R) -> R
         let train = (0..p.k)
             .map(|_| sampler.sample(rng))
             .collect::<Result<Vec<_>>>()?;
-        let x = super::eq4::stationary_point(&train)?;
+        let x = stationary_point(&train)?;
         let c_train = train.iter().map(|t| t.loss(&x)).sum::<Result<f64>>()? / p.k as f64;
         let downstream = sampler.sample(rng)?;
         gaps.push(downstream.loss(&x)? - c_train);
@@ -205,8 +215,8 @@ pub fn eq6_bound(lambda_min: f64, lambda_max: f64, k: usize, sigma2: f64) -> f64
 pub struct Thm23;
 
 impl Claim for Thm23 {
-    fn id(&self) -> &'static str {
-        "thm-2.3"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_2_3
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let n_draws = if settings.quick { 400 } else { 2_000 };
@@ -228,7 +238,7 @@ impl Claim for Thm23 {
         let id = self.id();
         let instances = run_grid(&grid, progress, |p| {
             let code = match p.law {
-                Law::Family(f) => super::eq4::family_code(f),
+                Law::Family(f) => family_code(f),
                 Law::CorrelatedCurvature { .. } => 9.0,
             };
             let mut rng = crate::rng_for(
@@ -290,19 +300,16 @@ impl Claim for Thm23 {
             Ok(out)
         })?;
         let mut report = ClaimReport::assemble(
-            id,
-            "Thm 2.3, Eq. 6 (proof Sec. 9.2)",
-            "With directional curvature in [lambda_min, lambda_max] along the segments, sigma^2 = E||x_L* - mu||^2 and flatness independent of closeness: E_T[L_T(x_train*)] - C_train <= lambda_max ((lambda_max/lambda_min)^2 + 1) / (2K) sigma^2.",
-            ClaimKind::UpperBound,
+            &THM_2_3,
             settings.seed,
             settings.quick,
             serde_json::json!({"d": [2, 5], "K": [2, 5, 10], "spread": [0.3, 1.0], "draws": n_draws, "ci_level": CI_LEVEL,
                 "families": Family::standard(), "probe": "isotropic, curvature 2.0 if x*_1 > mu_1 else 0.5"}),
             vec![
-                Variant::new("stated bound", "the gap averaged over training draws is at most the right side of Eq. 6 (family constants)", Role::Statement),
-                Variant::new("proof step Eq. 31", "E||x_train* - mu||^2 <= kappa^2 sigma^2 / K", Role::Info),
-                Variant::new("proof step Eq. 44", "Q_train >= 1/2 (1 - 1/K) tr(H_bar Sigma), quadratic laws (Q_train = C_train there); measured = the lower bound, claimed = E[C_train] with its CI", Role::Info),
-                Variant::new("bound, flatness correlated with closeness", "Eq. 6 on a law that breaks the independence assumption", Role::Info),
+                Reading::new("stated bound", "the gap averaged over training draws is at most the right side of Eq. 6 (family constants)", Role::Statement),
+                Reading::new("proof step Eq. 31", "E||x_train* - mu||^2 <= kappa^2 sigma^2 / K", Role::Info),
+                Reading::new("proof step Eq. 44", "Q_train >= 1/2 (1 - 1/K) tr(H_bar Sigma), quadratic laws (Q_train = C_train there); measured = the lower bound, claimed = E[C_train] with its CI", Role::Info),
+                Reading::new("bound, flatness correlated with closeness", "Eq. 6 on a law that breaks the independence assumption", Role::Info),
             ],
             instances,
             Figure::MeasuredVsClaimed,
@@ -311,7 +318,7 @@ impl Claim for Thm23 {
             let r: Vec<f64> = report
                 .instances
                 .iter()
-                .filter(|i| i.family == fam && !i.variant.starts_with("proof step"))
+                .filter(|i| i.family == fam && !i.reading.starts_with("proof step"))
                 .filter_map(|i| i.ratio)
                 .collect();
             if let Some((lo, med, hi)) = crate::stats::min_median_max(&r) {

@@ -16,13 +16,29 @@
 //!
 //! A probe breaks the stationarity assumption: the same inequalities at a perturbed point.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{family_code, run_grid, stationary_point, stream, Claim, Settings};
 use crate::error::{ensure, Result};
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant};
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role};
 use crate::tasks::{Family, Task, TaskDistribution};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The claim [`Thm31Dot`] checks.
+pub const THM_3_1_DOT: ClaimMeta = ClaimMeta {
+    id: "thm-3.1-dot",
+    reference: "Thm 3.1, Eq. 7 first inequality (proof Sec. 10, Eq. 46-54)",
+    statement: "At x with sum_k grad L_k(x) = 0: (1/K) sum_k ||x - x_k*||^2 <= 1/(K lambda^2) sum_{i != j} (-grad L_i . grad L_j).",
+    kind: ClaimKind::UpperBound,
+};
+
+/// The claim [`Thm31Cos`] checks.
+pub const THM_3_1_COS: ClaimMeta = ClaimMeta {
+    id: "thm-3.1-cos",
+    reference: "Thm 3.1, Eq. 7 second inequality (proof Sec. 10, Eq. 55-58)",
+    statement: "1/(K lambda^2) sum_{i != j} (-grad L_i . grad L_j) <= G^2/(K lambda^2) sum_{i != j} (1 - CosSim(grad L_i, grad L_j)), G = max_k ||grad L_k||.",
+    kind: ClaimKind::UpperBound,
+};
 
 /// Points per segment for the directional-curvature infimum.
 pub const SEGMENT_GRID: usize = 33;
@@ -135,7 +151,7 @@ fn grid(quick: bool) -> Vec<Point> {
 /// Sides at the stationary point and at a perturbed (non-stationary) point.
 fn sides(seed: u64, p: &Point) -> Result<(Thm31Sides, Thm31Sides)> {
     let dist = TaskDistribution::new(p.family, p.d, p.spread)?;
-    let code = super::eq4::family_code(p.family);
+    let code = family_code(p.family);
     // Both claims share one stream per point so they see the same tasks.
     let mut rng = crate::rng_for(
         seed,
@@ -145,7 +161,7 @@ fn sides(seed: u64, p: &Point) -> Result<(Thm31Sides, Thm31Sides)> {
         ),
     );
     let tasks = dist.sample_many(p.k, &mut rng)?;
-    let x = super::eq4::stationary_point(&tasks)?;
+    let x = stationary_point(&tasks)?;
     let direction = DVector::<f64>::from_fn(p.d, |_, _| StandardNormal.sample(&mut rng));
     let moved = &x + direction * (0.5 * p.spread);
     Ok((check(&tasks, &x)?, check(&tasks, &moved)?))
@@ -170,8 +186,8 @@ fn settings_json(quick: bool) -> serde_json::Value {
 pub struct Thm31Dot;
 
 impl Claim for Thm31Dot {
-    fn id(&self) -> &'static str {
-        "thm-3.1-dot"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_3_1_DOT
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let points = grid(settings.quick);
@@ -199,16 +215,21 @@ impl Claim for Thm31Dot {
             ])
         })?;
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Thm 3.1, Eq. 7 first inequality (proof Sec. 10, Eq. 46-54)",
-            "At x with sum_k grad L_k(x) = 0: (1/K) sum_k ||x - x_k*||^2 <= 1/(K lambda^2) sum_{i != j} (-grad L_i . grad L_j).",
-            ClaimKind::UpperBound,
+            &THM_3_1_DOT,
             settings.seed,
             settings.quick,
             settings_json(settings.quick),
             vec![
-                Variant::new("stated (stationary point)", "closeness <= dot-product bound at the exact stationary point of L_train", Role::Statement),
-                Variant::new("non-stationary point", "the same inequality away from stationarity (assumption broken)", Role::Info),
+                Reading::new(
+                    "stated (stationary point)",
+                    "closeness <= dot-product bound at the exact stationary point of L_train",
+                    Role::Statement,
+                ),
+                Reading::new(
+                    "non-stationary point",
+                    "the same inequality away from stationarity (assumption broken)",
+                    Role::Info,
+                ),
             ],
             instances,
             Figure::MeasuredVsClaimed,
@@ -233,8 +254,8 @@ impl Claim for Thm31Dot {
 pub struct Thm31Cos;
 
 impl Claim for Thm31Cos {
-    fn id(&self) -> &'static str {
-        "thm-3.1-cos"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_3_1_COS
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let points = grid(settings.quick);
@@ -251,14 +272,15 @@ impl Claim for Thm31Cos {
             )])
         })?;
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Thm 3.1, Eq. 7 second inequality (proof Sec. 10, Eq. 55-58)",
-            "1/(K lambda^2) sum_{i != j} (-grad L_i . grad L_j) <= G^2/(K lambda^2) sum_{i != j} (1 - CosSim(grad L_i, grad L_j)), G = max_k ||grad L_k||.",
-            ClaimKind::UpperBound,
+            &THM_3_1_COS,
             settings.seed,
             settings.quick,
             settings_json(settings.quick),
-            vec![Variant::new("stated (stationary point)", "dot-product bound <= cosine bound at the exact stationary point", Role::Statement)],
+            vec![Reading::new(
+                "stated (stationary point)",
+                "dot-product bound <= cosine bound at the exact stationary point",
+                Role::Statement,
+            )],
             instances,
             Figure::MeasuredVsClaimed,
         )?;

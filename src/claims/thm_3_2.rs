@@ -17,20 +17,35 @@
 //! leave. The same is done for the expansion that Eq. 77 and Eq. 81 give, with
 //! `sum_{i,j} J_i ghat_j` in place of `1/2 grad sum_{i != j} S_ij`.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{
+    draw_instance, family_code, gamma_grid, max_ratio, run_grid, seeded_instance, stream, Claim,
+    GammaGrid, Settings, SLOPE_TOL,
+};
 use crate::error::Result;
 use crate::expansion::{eq81_expansion, thm32_bound, thm32_constants, thm32_stated, Local};
 use crate::expectation::exact;
 use crate::nexus::NexusConfig;
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant};
-use crate::stats::{log_grid, loglog_slope};
-use crate::tasks::{BoxedTask, Family, TaskDistribution};
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role, Series};
+use crate::stats::loglog_slope;
+use crate::tasks::Family;
 use indicatif::ProgressBar;
 use nalgebra::DVector;
-use rand_distr::{Distribution, StandardNormal};
 
-/// Slope tolerance (see the module docs).
-pub const SLOPE_TOL: f64 = 0.1;
+/// The claim [`Thm32`] checks.
+pub const THM_3_2: ClaimMeta = ClaimMeta {
+    id: "thm-3.2",
+    reference: "Thm 3.2, Eq. 11-12 (proof Sec. 11, Eq. 77-85)",
+    statement: "E[pg] = gamma sum_i ghat_i - gamma^2 (K-1)/(4K) grad sum_{i != j} S_ij + E_2nd with ||E_2nd|| <= (1/6) ((4L^2 + rho G_min)/G_min^2) K^3 gamma^3.",
+    kind: ClaimKind::Order { power: 3.0 },
+};
+
+/// The claim [`Eq9`] checks.
+pub const EQ_9: ClaimMeta = ClaimMeta {
+    id: "eq-9",
+    reference: "Eq. 9 (Sec. 3.2) and Eq. 82 (Sec. 11.3.4)",
+    statement: "grad S_ij = (I - ghat_i ghat_i^T) H_i g_j / (||g_i|| ||g_j||) + (i <-> j) = J_i ghat_j + J_j ghat_i.",
+    kind: ClaimKind::Equality,
+};
 
 /// Residual curves of the two expansions at one point.
 #[derive(Clone, Debug)]
@@ -80,43 +95,6 @@ pub fn check<T: crate::tasks::Task>(
     })
 }
 
-/// The step sizes of every Thm 3.2 instance.
-pub fn gamma_grid() -> Vec<f64> {
-    log_grid(1e-4, 1e-2, 9)
-}
-
-/// K tasks and a point at distance about 2 from their centre, so every gradient is bounded
-/// away from zero on `B(x, K gamma)`.
-pub fn draw_instance<R: rand::Rng + ?Sized>(
-    family: Family,
-    d: usize,
-    k: usize,
-    rng: &mut R,
-) -> Result<(Vec<BoxedTask>, DVector<f64>)> {
-    let dist = TaskDistribution::new(family, d, 0.5)?;
-    let tasks = dist.sample_many(k, rng)?;
-    let dir = DVector::<f64>::from_fn(d, |_, _| Distribution::<f64>::sample(&StandardNormal, rng))
-        .normalize();
-    Ok((tasks, &dist.center + dir * 2.0))
-}
-
-/// The instance of a grid point: its own random stream (from the claim id, the family, `d`, `k`
-/// and `extra`), K tasks and the point, and the stream for any further draws.
-pub(crate) fn seeded_instance(
-    id: &str,
-    seed: u64,
-    family: Family,
-    d: usize,
-    k: usize,
-    extra: &[f64],
-) -> Result<(Vec<BoxedTask>, DVector<f64>, rand::rngs::ChaCha8Rng)> {
-    let mut parts = vec![super::eq4::family_code(family), d as f64, k as f64];
-    parts.extend_from_slice(extra);
-    let mut rng = crate::rng_for(seed, &stream(id, &parts));
-    let (tasks, x) = draw_instance(family, d, k, &mut rng)?;
-    Ok((tasks, x, rng))
-}
-
 struct Point {
     family: Family,
     d: usize,
@@ -124,20 +102,12 @@ struct Point {
     rep: usize,
 }
 
-fn max_ratio(resid: &[f64], bound: &[f64]) -> f64 {
-    resid
-        .iter()
-        .zip(bound)
-        .map(|(r, b)| r / b)
-        .fold(0.0, f64::max)
-}
-
 /// Thm 3.2.
 pub struct Thm32;
 
 impl Claim for Thm32 {
-    fn id(&self) -> &'static str {
-        "thm-3.2"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_3_2
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let reps = if settings.quick { 1 } else { 3 };
@@ -151,7 +121,7 @@ impl Claim for Thm32 {
                 }
             }
         }
-        let gammas = gamma_grid();
+        let gammas = gamma_grid(GammaGrid::Exact);
         let id = self.id();
         let curves_of = |p: &Point| -> Result<Thm32Curves> {
             let (tasks, x, _) =
@@ -239,7 +209,6 @@ impl Claim for Thm32 {
             settings,
             progress,
             |fam, prm, c| {
-                use super::large_k::max_ratio;
                 let (s, e) = (c.slope(&c.stated), c.slope(&c.eq81));
                 let (rs, r81) = (
                     max_ratio(&c.stated_upper, &c.bound32),
@@ -274,21 +243,18 @@ impl Claim for Thm32 {
             |i| i.family == "isotropic",
         );
         let mut report = ClaimReport::assemble(
-            id,
-            "Thm 3.2, Eq. 11-12 (proof Sec. 11, Eq. 77-85)",
-            "E[pg] = gamma sum_i ghat_i - gamma^2 (K-1)/(4K) grad sum_{i != j} S_ij + E_2nd with ||E_2nd|| <= (1/6) ((4L^2 + rho G_min)/G_min^2) K^3 gamma^3.",
-            ClaimKind::Order { power: 3.0 },
+            &THM_3_2,
             settings.seed,
             settings.quick,
             serde_json::json!({"gamma": [1e-4, 1e-2], "points": 9, "slope_tol": SLOPE_TOL, "d": [3, 10], "K": [2, 3, 5],
                 "reps": reps, "large_K": super::large_k::LARGE_K, "large_K_gamma": "K gamma in [5e-4, 5e-2], 9 points", "large_K_sequences": super::large_k::samples(settings.quick), "large_K_upper_z": super::large_k::UPPER_Z, "point": "centre + 2 * unit random direction; minima spread 0.5", "families": Family::standard()}),
             vec![
-                Variant::new("stated (Eq. 12)", "residual of the stated expansion has log-log slope >= 3 - 0.1 and stays below the stated bound", Role::Statement),
-                Variant::new("stated (Eq. 12), isotropic tasks", "the statement on isotropic tasks, where J_i is symmetric and Eq. 82 holds", Role::Restriction),
-                Variant::correction("Eq. 81 form", "residual slope >= 3 - 0.1 and below the stated bound for the expansion of the proof's Eq. 77 + 81 (what Eq. 84 evaluates to with Eq. 82's formula)", "E[pg] = gamma sum_i ghat_i - gamma^2 (K-1)/(2K) sum_{i,j} J_i ghat_j + O(gamma^3), same bound"),
-                Variant::new("stated error bound", "max over gamma of residual / stated bound (stated expansion)", Role::Info),
-                Variant::new("Eq. 81 error bound", "max over gamma of residual / stated bound (Eq. 81 expansion)", Role::Info),
-                Variant::new("alignment with grad sum S", "cosine between the true second-order term sum_{i,j} J_i ghat_j and grad sum_{i != j} S_ij (1 if the statement's reading were exact)", Role::Info),
+                Reading::new("stated (Eq. 12)", "residual of the stated expansion has log-log slope >= 3 - 0.1 and stays below the stated bound", Role::Statement),
+                Reading::new("stated (Eq. 12), isotropic tasks", "the statement on isotropic tasks, where J_i is symmetric and Eq. 82 holds", Role::Restriction),
+                Reading::correction("Eq. 81 form", "residual slope >= 3 - 0.1 and below the stated bound for the expansion of the proof's Eq. 77 + 81 (what Eq. 84 evaluates to with Eq. 82's formula)", "E[pg] = gamma sum_i ghat_i - gamma^2 (K-1)/(2K) sum_{i,j} J_i ghat_j + O(gamma^3), same bound"),
+                Reading::new("stated error bound", "max over gamma of residual / stated bound (stated expansion)", Role::Info),
+                Reading::new("Eq. 81 error bound", "max over gamma of residual / stated bound (Eq. 81 expansion)", Role::Info),
+                Reading::new("alignment with grad sum S", "cosine between the true second-order term sum_{i,j} J_i ghat_j and grad sum_{i != j} S_ij (1 if the statement's reading were exact)", Role::Info),
             ],
             instances,
             Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), series },
@@ -366,8 +332,8 @@ pub fn cos_grad_fd<T: crate::tasks::Task>(
 pub const FD_TOL: f64 = 1e-6;
 
 impl Claim for Eq9 {
-    fn id(&self) -> &'static str {
-        "eq-9"
+    fn meta(&self) -> &'static ClaimMeta {
+        &EQ_9
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let reps = if settings.quick { 2 } else { 6 };
@@ -382,10 +348,7 @@ impl Claim for Eq9 {
         let instances = run_grid(&points, progress, |&(family, d, rep)| {
             let mut rng = crate::rng_for(
                 settings.seed,
-                &stream(
-                    "eq-9",
-                    &[super::eq4::family_code(family), d as f64, rep as f64],
-                ),
+                &stream("eq-9", &[family_code(family), d as f64, rep as f64]),
             );
             let (tasks, x) = draw_instance(family, d, 2, &mut rng)?;
             let local = Local::at(&tasks, &x)?;
@@ -423,17 +386,14 @@ impl Claim for Eq9 {
             |i| i.family == "isotropic",
         );
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Eq. 9 (Sec. 3.2) and Eq. 82 (Sec. 11.3.4)",
-            "grad S_ij = (I - ghat_i ghat_i^T) H_i g_j / (||g_i|| ||g_j||) + (i <-> j) = J_i ghat_j + J_j ghat_i.",
-            ClaimKind::Equality,
+            &EQ_9,
             settings.seed,
             settings.quick,
             serde_json::json!({"d": [2, 10], "reps": reps, "fd_step": 1e-5, "fd_tol": FD_TOL, "families": Family::standard()}),
             vec![
-                Variant::new("Eq. 9 formula", "relative distance of J_i ghat_j + J_j ghat_i from the finite-difference gradient of S_ij is below 1e-6", Role::Statement),
-                Variant::new("Eq. 9 formula, isotropic tasks", "the stated formula on isotropic tasks, where J_i is symmetric", Role::Restriction),
-                Variant::correction("transposed Jacobians", "the same distance for the chain-rule gradient", "grad S_ij = J_i^T ghat_j + J_j^T ghat_i = H_i (I - ghat_i ghat_i^T) g_j / (||g_i|| ||g_j||) + (i <-> j)"),
+                Reading::new("Eq. 9 formula", "relative distance of J_i ghat_j + J_j ghat_i from the finite-difference gradient of S_ij is below 1e-6", Role::Statement),
+                Reading::new("Eq. 9 formula, isotropic tasks", "the stated formula on isotropic tasks, where J_i is symmetric", Role::Restriction),
+                Reading::correction("transposed Jacobians", "the same distance for the chain-rule gradient", "grad S_ij = J_i^T ghat_j + J_j^T ghat_i = H_i (I - ghat_i ghat_i^T) g_j / (||g_i|| ||g_j||) + (i <-> j)"),
             ],
             instances,
             Figure::MeasuredVsClaimed,

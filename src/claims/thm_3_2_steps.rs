@@ -9,16 +9,24 @@
 //! Constants over `B(x, K gamma)` as in Thm 3.2's report; random points and directions inside
 //! the ball. Float64 allowance: `1e-12` relative.
 
-use super::{run_grid, Claim, Settings};
+use super::common::{run_grid, seeded_instance, Claim, Settings};
 use crate::error::Result;
 use crate::expansion::{thm32_constants, Local};
 use crate::nexus::{step_direction, NexusConfig};
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant};
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role};
 use crate::tasks::{Family, Task};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The claim [`Thm32Steps`] checks.
+pub const THM_3_2_STEPS: ClaimMeta = ClaimMeta {
+    id: "thm-3.2-steps",
+    reference: "Sec. 11, Eq. 61-78 (proof of Thm 3.2)",
+    statement: "The constants L_1 = L/G_min (Eq. 64) and L_2 = (3L^2 + rho G_min)/G_min^2 (Eq. 67), the Taylor step of the normalized gradient (Eq. 69-70) and the per-sequence expansion of the pseudo-gradient with its cubic bound (Eq. 77-78).",
+    kind: ClaimKind::UpperBound,
+};
 
 /// Worst ratio (measured / bound) of each step at one point; a step holds when its ratio <= 1.
 #[derive(Clone, Copy, Debug)]
@@ -109,8 +117,8 @@ pub fn check<T: Task, R: Rng + ?Sized>(
 pub struct Thm32Steps;
 
 impl Claim for Thm32Steps {
-    fn id(&self) -> &'static str {
-        "thm-3.2-steps"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_3_2_STEPS
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let reps = if settings.quick { 1 } else { 3 };
@@ -128,14 +136,8 @@ impl Claim for Thm32Steps {
         }
         let slack = 1.0 + 1e-12;
         let instances = run_grid(&points, progress, |&(family, d, k, gamma, rep)| {
-            let (tasks, x, mut rng) = super::thm_3_2::seeded_instance(
-                self.id(),
-                settings.seed,
-                family,
-                d,
-                k,
-                &[gamma, rep as f64],
-            )?;
+            let (tasks, x, mut rng) =
+                seeded_instance(self.id(), settings.seed, family, d, k, &[gamma, rep as f64])?;
             let r = check(&tasks, &x, gamma, 8, &mut rng)?;
             let prm = [
                 ("d", d as f64),
@@ -153,19 +155,16 @@ impl Claim for Thm32Steps {
             ])
         })?;
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Sec. 11, Eq. 61-78 (proof of Thm 3.2)",
-            "The constants L_1 = L/G_min (Eq. 64) and L_2 = (3L^2 + rho G_min)/G_min^2 (Eq. 67), the Taylor step of the normalized gradient (Eq. 69-70) and the per-sequence expansion of the pseudo-gradient with its cubic bound (Eq. 77-78).",
-            ClaimKind::UpperBound,
+            &THM_3_2_STEPS,
             settings.seed,
             settings.quick,
             serde_json::json!({"d": [3, 10], "K": [2, 3, 4], "gamma": [0.01, 0.1], "reps": reps, "probes_per_task": 8, "families": Family::standard()}),
             vec![
-                Variant::new("every step", "the worst ratio measured / bound over the four steps is at most 1", Role::Statement),
-                Variant::new("Eq. 64", "spectral norm of J_i on the ball / (L / G_min)", Role::Info),
-                Variant::new("Eq. 67", "Lipschitz quotient of J_i on the ball / L_2", Role::Info),
-                Variant::new("Eq. 69-70", "Taylor remainder of ghat_i / (L_2/2 ||D||^2)", Role::Info),
-                Variant::new("Eq. 77-78", "per-sequence residual of the pseudo-gradient expansion / ((L_2 + L_1^2)/6 K^3 gamma^3), worst over all K^K sequences", Role::Info),
+                Reading::new("every step", "the worst ratio measured / bound over the four steps is at most 1", Role::Statement),
+                Reading::new("Eq. 64", "spectral norm of J_i on the ball / (L / G_min)", Role::Info),
+                Reading::new("Eq. 67", "Lipschitz quotient of J_i on the ball / L_2", Role::Info),
+                Reading::new("Eq. 69-70", "Taylor remainder of ghat_i / (L_2/2 ||D||^2)", Role::Info),
+                Reading::new("Eq. 77-78", "per-sequence residual of the pseudo-gradient expansion / ((L_2 + L_1^2)/6 K^3 gamma^3), worst over all K^K sequences", Role::Info),
             ],
             instances,
             Figure::MeasuredVsClaimed,

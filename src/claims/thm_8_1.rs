@@ -15,16 +15,26 @@
 //! `A_i = I - gamma H_i`, so `E||x_T - x*||^2 = tr M_T` exactly; for the others, Monte Carlo over
 //! independent runs with a 99.9% interval. `mu` and `L` are the family's global constants.
 
-use super::{run_grid, stream, Claim, Settings};
+use super::common::{family_code, run_grid, stationary_point, stream, Claim, Settings};
 use crate::error::Result;
 use crate::nexus::{step_direction, NexusConfig};
-use crate::report::{ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Role, Test, Variant};
+use crate::report::{
+    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Reading, Role, Test,
+};
 use crate::stats::{mean_ci, CI_LEVEL};
 use crate::tasks::{BoxedTask, Family, Task, TaskDistribution, Tilted};
 use indicatif::ProgressBar;
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
+
+/// The claim [`Thm81`] checks.
+pub const THM_8_1: ClaimMeta = ClaimMeta {
+    id: "thm-8.1",
+    reference: "Thm 8.1, Eq. 15-16 (proof Sec. 12)",
+    statement: "L-smooth, mu-strongly convex tasks with a common minimizer x*; SGD with gamma in (0, 2/(L+mu)]: E||x_T - x*||^2 <= (1 - 2 gamma mu L/(L+mu))^T ||x_0 - x*||^2.",
+    kind: ClaimKind::UpperBound,
+};
 
 /// Outer steps per run.
 pub const STEPS: usize = 30;
@@ -116,8 +126,8 @@ fn is_quadratic(f: Family) -> bool {
 pub struct Thm81;
 
 impl Claim for Thm81 {
-    fn id(&self) -> &'static str {
-        "thm-8.1"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_8_1
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let runs = if settings.quick { 300 } else { 2_000 };
@@ -136,10 +146,7 @@ impl Claim for Thm81 {
         let instances = run_grid(&points, progress, |&(family, d, n, frac)| {
             let mut rng = crate::rng_for(
                 settings.seed,
-                &stream(
-                    id,
-                    &[super::eq4::family_code(family), d as f64, n as f64, frac],
-                ),
+                &stream(id, &[family_code(family), d as f64, n as f64, frac]),
             );
             let dist = TaskDistribution::new(family, d, 1.0)?;
             let b = dist.bounds();
@@ -176,7 +183,7 @@ impl Claim for Thm81 {
                     within(m),
                 ));
                 // Without a common minimizer: distance to the training minimizer.
-                let x_train = super::eq4::stationary_point(&free)?;
+                let x_train = stationary_point(&free)?;
                 let m = exact_quadratic(&free, &x_train, &e0, gamma, STEPS)?;
                 out.push(Instance::new(
                     family.id(),
@@ -255,18 +262,15 @@ impl Claim for Thm81 {
         let mut all = instances;
         all.extend(worst);
         let mut report = ClaimReport::assemble(
-            id,
-            "Thm 8.1, Eq. 15-16 (proof Sec. 12)",
-            "L-smooth, mu-strongly convex tasks with a common minimizer x*; SGD with gamma in (0, 2/(L+mu)]: E||x_T - x*||^2 <= (1 - 2 gamma mu L/(L+mu))^T ||x_0 - x*||^2.",
-            ClaimKind::UpperBound,
+            &THM_8_1,
             settings.seed,
             settings.quick,
             serde_json::json!({"T": STEPS, "gamma_fraction_of_2_over_L_plus_mu": [0.1, 0.5, 1.0], "d": [2, 10], "N": [2, 5], "runs": runs, "families": families}),
             vec![
-                Variant::new("stated bound", "plain SGD on tasks tilted to a common minimizer: exact (quadratics) or the 99.9% CI's lower end (others) is below the bound", Role::Statement),
-                Variant::new("worst case", "a single quadratic with curvature mu along x_0 - x* at gamma = 2/(L+mu): the bound is attained", Role::Info),
-                Variant::new("no common minimizer", "the same tasks untilted, distance to the training minimizer (assumption broken)", Role::Info),
-                Variant::new("normalized steps (Nexus inner loop)", "normalized steps of length gamma under the theorem's assumptions", Role::Info),
+                Reading::new("stated bound", "plain SGD on tasks tilted to a common minimizer: exact (quadratics) or the 99.9% CI's lower end (others) is below the bound", Role::Statement),
+                Reading::new("worst case", "a single quadratic with curvature mu along x_0 - x* at gamma = 2/(L+mu): the bound is attained", Role::Info),
+                Reading::new("no common minimizer", "the same tasks untilted, distance to the training minimizer (assumption broken)", Role::Info),
+                Reading::new("normalized steps (Nexus inner loop)", "normalized steps of length gamma under the theorem's assumptions", Role::Info),
             ],
             all,
             Figure::MeasuredVsClaimed,

@@ -16,20 +16,32 @@
 //! `E[pg]` for one inner step over `N` sources against `gamma (1/N) sum_i ghat_i`, relative to
 //! `gamma`; holds when every difference is at float64 rounding (1e-13 relative).
 
-use super::thm_3_2::gamma_grid;
-use super::{run_grid, Claim, Settings};
+use super::common::{gamma_grid, run_grid, seeded_instance, Claim, GammaGrid, Settings, SLOPE_TOL};
 use crate::error::Result;
-use crate::expansion::{
-    eq81_expansion, first_order, residual_curves, thm32_bound, thm32_constants, Local,
-};
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Variant};
+use crate::expansion::{eq81_expansion, first_order, thm32_bound, thm32_constants, Local};
+use crate::expectation::residual_curves;
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role};
 use crate::stats::loglog_slope;
 use crate::tasks::{Family, Task};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 
-/// Slope tolerance, as for Thm 3.2.
-pub const SLOPE_TOL: f64 = 0.1;
+/// The claim [`Thm82`] checks.
+pub const THM_8_2: ClaimMeta = ClaimMeta {
+    id: "thm-8.2",
+    reference: "Thm 8.2, Eq. 17 (Sec. 8.2)",
+    statement: "NSGD with step gamma implicitly minimizes E_x[L(x)] - (gamma/8) E_{x,x' iid}[CosSim(grad L(x), grad L(x'))], with error <= (4/3)((4L^2 + rho G_min)/G_min^2) gamma^3.",
+    kind: ClaimKind::Order { power: 3.0 },
+};
+
+/// The claim [`NexusK1`] checks.
+pub const SEC_5_2: ClaimMeta = ClaimMeta {
+    id: "sec-5.2",
+    reference: "Sec. 5.2",
+    statement: "Nexus with K = 1 is normalized-gradient descent: the regularizer coefficient (K-1)/(4K) vanishes, E[pg] = gamma (1/N) sum_i ghat_i with no higher-order term.",
+    kind: ClaimKind::Equality,
+};
+
 /// Float64 rounding allowance for the K = 1 identity, relative to `gamma`.
 pub const K1_TOL: f64 = 1e-13;
 
@@ -91,21 +103,15 @@ fn points(quick: bool) -> Vec<(Family, usize, usize, usize)> {
 pub struct Thm82;
 
 impl Claim for Thm82 {
-    fn id(&self) -> &'static str {
-        "thm-8.2"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_8_2
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
-        let gammas = gamma_grid();
+        let gammas = gamma_grid(GammaGrid::Exact);
         let pts = points(settings.quick);
         let instances = run_grid(&pts, progress, |&(family, d, n, rep)| {
-            let (tasks, x, _) = super::thm_3_2::seeded_instance(
-                self.id(),
-                settings.seed,
-                family,
-                d,
-                n,
-                &[rep as f64],
-            )?;
+            let (tasks, x, _) =
+                seeded_instance(self.id(), settings.seed, family, d, n, &[rep as f64])?;
             let (s, within) = check_nsgd(&tasks, &x, &gammas)?;
             let prm = [("d", d as f64), ("N", n as f64), ("rep", rep as f64)];
             let ok = |v: f64| v >= 3.0 - SLOPE_TOL;
@@ -123,18 +129,15 @@ impl Claim for Thm82 {
             ])
         })?;
         let mut report = ClaimReport::assemble(
-            self.id(),
-            "Thm 8.2, Eq. 17 (Sec. 8.2)",
-            "NSGD with step gamma implicitly minimizes E_x[L(x)] - (gamma/8) E_{x,x' iid}[CosSim(grad L(x), grad L(x'))], with error <= (4/3)((4L^2 + rho G_min)/G_min^2) gamma^3.",
-            ClaimKind::Order { power: 3.0 },
+            &THM_8_2,
             settings.seed,
             settings.quick,
             serde_json::json!({"gamma": [1e-4, 1e-2], "points": 9, "slope_tol": SLOPE_TOL, "d": [3, 10], "N": [2, 4, 8], "families": Family::standard(),
                 "reading": "expected displacement of two NSGD steps = 2 gamma (mean ghat - c gamma grad E_{x,x'} S)"}),
             vec![
-                Variant::new("stated (gamma/8)", "two-step displacement matches 2 gamma (mean ghat - (gamma/8) grad E_{x,x'} S) to O(gamma^3) and within the stated bound", Role::Statement),
-                Variant::new("gamma/4", "the same with coefficient gamma/4 (what Algorithm 1 gives for isotropic tasks under the i.i.d. reading)", Role::Info),
-                Variant::correction("Eq. 81 form, K = 2", "the two-step expansion that Eq. 77 + 81 give: residual slope >= 2.9", "E[x_0 - x_2] = 2 gamma mean_i ghat_i - gamma^2 (1/N^2) sum_{i,j} J_i ghat_j + O(gamma^3)"),
+                Reading::new("stated (gamma/8)", "two-step displacement matches 2 gamma (mean ghat - (gamma/8) grad E_{x,x'} S) to O(gamma^3) and within the stated bound", Role::Statement),
+                Reading::new("gamma/4", "the same with coefficient gamma/4 (what Algorithm 1 gives for isotropic tasks under the i.i.d. reading)", Role::Info),
+                Reading::correction("Eq. 81 form, K = 2", "the two-step expansion that Eq. 77 + 81 give: residual slope >= 2.9", "E[x_0 - x_2] = 2 gamma mean_i ghat_i - gamma^2 (1/N^2) sum_{i,j} J_i ghat_j + O(gamma^3)"),
             ],
             instances,
             Figure::MeasuredVsClaimed,
@@ -168,21 +171,15 @@ impl Claim for Thm82 {
 pub struct NexusK1;
 
 impl Claim for NexusK1 {
-    fn id(&self) -> &'static str {
-        "sec-5.2"
+    fn meta(&self) -> &'static ClaimMeta {
+        &SEC_5_2
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
-        let gammas = gamma_grid();
+        let gammas = gamma_grid(GammaGrid::Exact);
         let pts = points(settings.quick);
         let instances = run_grid(&pts, progress, |&(family, d, n, rep)| {
-            let (tasks, x, _) = super::thm_3_2::seeded_instance(
-                self.id(),
-                settings.seed,
-                family,
-                d,
-                n,
-                &[rep as f64],
-            )?;
+            let (tasks, x, _) =
+                seeded_instance(self.id(), settings.seed, family, d, n, &[rep as f64])?;
             let worst = check_k1(&tasks, &x, &gammas)?;
             Ok(vec![Instance::new(
                 family.id(),
@@ -194,14 +191,11 @@ impl Claim for NexusK1 {
             )])
         })?;
         ClaimReport::assemble(
-            self.id(),
-            "Sec. 5.2",
-            "Nexus with K = 1 is normalized-gradient descent: the regularizer coefficient (K-1)/(4K) vanishes, E[pg] = gamma (1/N) sum_i ghat_i with no higher-order term.",
-            ClaimKind::Equality,
+            &SEC_5_2,
             settings.seed,
             settings.quick,
             serde_json::json!({"gamma": [1e-4, 1e-2], "points": 9, "tol": K1_TOL, "d": [3, 10], "N": [2, 4, 8], "families": Family::standard()}),
-            vec![Variant::new("no second-order term", "max over gamma of ||E[pg] - gamma mean ghat|| / gamma is at float64 rounding (<= 1e-13)", Role::Statement)],
+            vec![Reading::new("no second-order term", "max over gamma of ||E[pg] - gamma mean ghat|| / gamma is at float64 rounding (<= 1e-13)", Role::Statement)],
             instances,
             Figure::MeasuredVsClaimed,
         )

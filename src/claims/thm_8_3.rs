@@ -20,20 +20,25 @@
 //! `J J ghat` and the curvature of the unit-vector field); and Eq. 105 gives every triple
 //! `(s_m, s_l, s_p)` probability `1/K^3`, although `l = p` in `K(K-1)/2` of the terms.
 
-use super::thm_3_2::gamma_grid;
-use super::{run_grid, Claim, Settings};
-use crate::error::Result;
-use crate::expansion::{
-    eq81_expansion, residual_curves, thm32_constants, thm32_stated, thm83_bound, Local, Third,
+use super::common::{
+    gamma_grid, run_grid, seeded_instance, within, Claim, GammaGrid, Settings, SLOPE_TOL,
 };
-use crate::report::{ClaimKind, ClaimReport, Figure, Instance, Role, Series, Variant};
+use crate::error::Result;
+use crate::expansion::{eq81_expansion, thm32_constants, thm32_stated, thm83_bound, Local, Third};
+use crate::expectation::residual_curves;
+use crate::report::{ClaimKind, ClaimMeta, ClaimReport, Figure, Instance, Reading, Role, Series};
 use crate::stats::loglog_slope;
 use crate::tasks::{Family, Task};
 use indicatif::ProgressBar;
 use nalgebra::DVector;
 
-/// Slope tolerance (see the module docs).
-pub const SLOPE_TOL: f64 = 0.1;
+/// The claim [`Thm83`] checks.
+pub const THM_8_3: ClaimMeta = ClaimMeta {
+    id: "thm-8.3",
+    reference: "Thm 8.3, Eq. 18-19 (proof Sec. 13, Eq. 97-109)",
+    statement: "E[pg] = grad J_3rd + E_3rd, J_3rd = J_2nd + gamma^3 (K-1)(2K-1)/(12K^2) sum_{i,j,p} g_i^T H_j g_p, ||E_3rd|| <= (M_3/24 + M_3 L/(8 G_min)) K^4 gamma^4 + M_3 L^2/(40 G_min^2) K^5 gamma^5.",
+    kind: ClaimKind::Order { power: 4.0 },
+};
 
 /// Residual curves of the four third-order readings at one point.
 #[derive(Clone, Debug)]
@@ -101,8 +106,8 @@ const READINGS: [&str; 4] = [
 pub struct Thm83;
 
 impl Claim for Thm83 {
-    fn id(&self) -> &'static str {
-        "thm-8.3"
+    fn meta(&self) -> &'static ClaimMeta {
+        &THM_8_3
     }
     fn evaluate(&self, settings: &Settings, progress: &ProgressBar) -> Result<ClaimReport> {
         let reps = if settings.quick { 1 } else { 3 };
@@ -116,18 +121,12 @@ impl Claim for Thm83 {
                 }
             }
         }
-        let gammas = gamma_grid();
+        let gammas = gamma_grid(GammaGrid::Exact);
         let id = self.id();
         let curves_of =
             |&(family, d, k, rep): &(Family, usize, usize, usize)| -> Result<Thm83Curves> {
-                let (tasks, x, _) = super::thm_3_2::seeded_instance(
-                    id,
-                    settings.seed,
-                    family,
-                    d,
-                    k,
-                    &[rep as f64],
-                )?;
+                let (tasks, x, _) =
+                    seeded_instance(id, settings.seed, family, d, k, &[rep as f64])?;
                 check(&tasks, &x, &gammas)
             };
         let instances = run_grid(&points, progress, |p| {
@@ -171,7 +170,7 @@ impl Claim for Thm83 {
                         let slope = c.slope(curve);
                         let order_ok = slope >= 4.0 - SLOPE_TOL;
                         let ok = if i == 0 {
-                            order_ok && super::large_k::within(curve, &c.bound83)
+                            order_ok && within(curve, &c.bound83)
                         } else {
                             order_ok
                         };
@@ -228,19 +227,16 @@ impl Claim for Thm83 {
             }
         }
         let mut report = ClaimReport::assemble(
-            id,
-            "Thm 8.3, Eq. 18-19 (proof Sec. 13, Eq. 97-109)",
-            "E[pg] = grad J_3rd + E_3rd, J_3rd = J_2nd + gamma^3 (K-1)(2K-1)/(12K^2) sum_{i,j,p} g_i^T H_j g_p, ||E_3rd|| <= (M_3/24 + M_3 L/(8 G_min)) K^4 gamma^4 + M_3 L^2/(40 G_min^2) K^5 gamma^5.",
-            ClaimKind::Order { power: 4.0 },
+            &THM_8_3,
             settings.seed,
             settings.quick,
             serde_json::json!({"gamma": [1e-4, 1e-2], "points": 9, "slope_tol": SLOPE_TOL, "d": [3, 10], "K": [2, 3, 4], "reps": reps, "large_K": super::large_k::LARGE_K, "large_K_gamma": "K gamma in [5e-4, 5e-2], 9 points", "large_K_sequences": super::large_k::samples(settings.quick), "families": Family::standard()}),
             vec![
-                Variant::new(READINGS[0], "Thm 3.2's expansion plus the stated third-order term: residual slope >= 4 - 0.1 and below Eq. 19's bound", Role::Statement),
-                Variant::new(READINGS[1], "correct second order (Eq. 81) plus the stated third-order term: residual slope >= 3.9", Role::Info),
-                Variant::new(READINGS[2], "correct second order plus the proof's Eq. 106 term: residual slope >= 3.9", Role::Info),
-                Variant::new(T3_CHECK, "largest |mean of the per-sequence third-order Taylor term - derived term| / standard error over the coordinates is at most 5: the combinatorics of the derived term's expectation at K = 8 to 64", Role::Info),
-                Variant::correction(READINGS[3], "correct second order plus the third-order term derived from Algorithm 1 (J J ghat and D^2 ghat terms): residual slope >= 3.9", "E[pg] = Eq. 81 + gamma^3 [C(K,3)/K^3 Jsum Jsum ghat_sum + (K-1)/(4K) sum_{i,j} D^2 ghat_i[ghat_j, ghat_j] + (K-1)(K-2)/(6K^2) sum_i D^2 ghat_i[ghat_sum, ghat_sum]] + O(gamma^4)"),
+                Reading::new(READINGS[0], "Thm 3.2's expansion plus the stated third-order term: residual slope >= 4 - 0.1 and below Eq. 19's bound", Role::Statement),
+                Reading::new(READINGS[1], "correct second order (Eq. 81) plus the stated third-order term: residual slope >= 3.9", Role::Info),
+                Reading::new(READINGS[2], "correct second order plus the proof's Eq. 106 term: residual slope >= 3.9", Role::Info),
+                Reading::new(T3_CHECK, "largest |mean of the per-sequence third-order Taylor term - derived term| / standard error over the coordinates is at most 5: the combinatorics of the derived term's expectation at K = 8 to 64", Role::Info),
+                Reading::correction(READINGS[3], "correct second order plus the third-order term derived from Algorithm 1 (J J ghat and D^2 ghat terms): residual slope >= 3.9", "E[pg] = Eq. 81 + gamma^3 [C(K,3)/K^3 Jsum Jsum ghat_sum + (K-1)/(4K) sum_{i,j} D^2 ghat_i[ghat_j, ghat_j] + (K-1)(K-2)/(6K^2) sum_i D^2 ghat_i[ghat_sum, ghat_sum]] + O(gamma^4)"),
             ],
             instances,
             Figure::Curves { x_label: "gamma".into(), y_label: "||E[pg] - expansion||".into(), series },

@@ -23,7 +23,8 @@
 //! [`failpoint`] of this protocol and checks that `--resume` continues bit-identically and that
 //! later checkpoints succeed.
 
-use crate::error::{io_error, Error, Result};
+use crate::error::{Error, Result};
+use crate::fsio::{io_error, sync_dir, sync_file};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -58,18 +59,6 @@ pub const FAILPOINTS: [&str; 6] = [
     "checkpoint:latest-renamed",
     "checkpoint:pruned",
 ];
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_error(dir))
-}
-
-fn sync_file(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io_error(path))
-}
 
 /// Writes checkpoint `step`: `fill` writes the files into the folder it is given (calling
 /// [`failpoint`]`("checkpoint:model-written")` between files is its business); then the

@@ -552,20 +552,17 @@ impl Llama {
 
     /// Writes the parameters as safetensors with Hugging Face names, and `config.json`.
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
-        let io = |e: std::io::Error| Error::Io {
-            path: dir.display().to_string(),
-            source: e,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::fsio::create_dir_all(dir)?;
         let map: std::collections::HashMap<String, Tensor> = self
             .names
             .iter()
             .cloned()
             .zip(self.vars.iter().map(|v| v.as_detached_tensor()))
             .collect();
-        let tmp = dir.join("model.safetensors.tmp");
-        candle_core::safetensors::save(&map, &tmp)?;
-        std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(io)?;
+        crate::fsio::write_with(&dir.join("model.safetensors"), false, |tmp| {
+            candle_core::safetensors::save(&map, tmp)
+                .map_err(|e| Error::Data(format!("writing {}: {e}", tmp.display())))
+        })?;
         let hf = serde_json::json!({
             "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": self.cfg.vocab_size,
             "hidden_size": self.cfg.hidden_size, "intermediate_size": self.cfg.intermediate_size,
@@ -574,7 +571,7 @@ impl Llama {
             "rope_theta": self.cfg.rope_theta, "rms_norm_eps": self.cfg.rms_norm_eps, "hidden_act": "silu",
             "tie_word_embeddings": false, "torch_dtype": "float32"
         });
-        crate::report::write_atomic(
+        crate::fsio::write_atomic(
             &dir.join("config.json"),
             serde_json::to_string_pretty(&hf)?.as_bytes(),
         )

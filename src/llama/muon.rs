@@ -3,7 +3,7 @@
 //! `sqrt(max(1, rows / cols))`; every other tensor (embeddings, output head, norms) gets AdamW.
 //! It takes any (pseudo-)gradient, so `muon+nexus` is Nexus's displacement fed to Muon.
 
-use super::TensorParams;
+use super::params::TensorParams;
 use crate::error::Result;
 use crate::optim::{AdamW, AdamWConfig, Optimizer};
 use candle_core::{DType, Tensor};

@@ -11,7 +11,9 @@
 //! parameters (the start of the inner loop).
 
 use super::checkpoint::{self, RunLock};
-use super::{DataSet, Llama, LlamaConfig, Source, TensorParams};
+use super::data::{DataSet, Source};
+use super::model::{Llama, LlamaConfig};
+use super::params::TensorParams;
 use crate::error::{ensure, Error, Result};
 use crate::nexus::{pseudo_gradient, step_direction, InnerStep, NexusConfig, SourceGradients};
 use crate::optim::{clip_norm, AdamW, AdamWConfig, NormalizedAdam, Optimizer};
@@ -396,7 +398,7 @@ impl MicroBatches<'_> {
 enum Outer {
     Plain(AdamW<TensorParams>),
     Normalized(NormalizedAdam<TensorParams>),
-    Muon(super::Muon),
+    Muon(super::muon::Muon),
 }
 
 impl Outer {
@@ -551,7 +553,7 @@ impl Trainer {
                     .iter()
                     .map(|n| n.contains(".self_attn.") || n.contains(".mlp."))
                     .collect();
-                Outer::Muon(super::Muon::new(cfg.muon_lr, 0.95, matrix, adam)?)
+                Outer::Muon(super::muon::Muon::new(cfg.muon_lr, 0.95, matrix, adam)?)
             }
             _ => Outer::Plain(AdamW::new(adam)?),
         };
@@ -933,7 +935,7 @@ impl Trainer {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        crate::report::write_atomic(&path, kept.as_bytes())
+        crate::fsio::write_atomic(&path, kept.as_bytes())
     }
 
     /// Runs to `cfg.steps`, logging, evaluating and checkpointing on the way. On a NaN or

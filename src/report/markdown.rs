@@ -1,7 +1,9 @@
 //! `figures/REPORT.md`: one table over all claims, then a section per claim.
 
-use super::{write_atomic, ClaimReport, Role, Verdict};
+use super::claim_report::{ClaimReport, Role};
+use super::evidence::{Outcome, Verdict};
 use crate::error::Result;
+use crate::fsio::write_atomic;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -28,7 +30,7 @@ fn corrected_text(r: &ClaimReport) -> String {
     r.corrected_form
         .as_ref()
         .map(|name| {
-            r.variants
+            r.readings
                 .iter()
                 .find(|v| &v.name == name)
                 .and_then(|v| v.formula.clone())
@@ -68,7 +70,7 @@ fn table_rows(
     with_run: bool,
 ) {
     for r in reports {
-        let (ok, n) = r.count(&r.deciding_variant);
+        let (ok, n) = r.count(&r.deciding_reading);
         let tight = r
             .tightness
             .map(|t| {
@@ -104,7 +106,7 @@ fn table_rows(
             anchor = if prefix.is_empty() { String::new() } else { format!("{prefix}REPORT.md") },
             refr = cell(&r.reference),
             verdict = r.verdict.label(),
-            reading = cell(&r.deciding_variant),
+            reading = cell(&r.deciding_reading),
             corr = cell(&corrected_text(r)),
             fam = r.families.join(", "),
         );
@@ -149,7 +151,7 @@ pub fn corrections(reports: &[ClaimReport]) -> String {
         let _ = writeln!(s, "\n## {} ({})\n", r.id, r.reference);
         let _ = writeln!(s, "**Verdict: {}.**\n", r.verdict.label());
         let _ = writeln!(s, "**As stated.** {}\n", r.statement);
-        let statement = r.variants.iter().find(|v| v.role == Role::Statement);
+        let statement = r.readings.iter().find(|v| v.role == Role::Statement);
         if let Some(v) = statement {
             let (ok, n) = r.count(&v.name);
             let _ = writeln!(
@@ -159,7 +161,7 @@ pub fn corrections(reports: &[ClaimReport]) -> String {
             );
         }
         for v in r
-            .variants
+            .readings
             .iter()
             .filter(|v| matches!(v.role, Role::Restriction | Role::Correction))
         {
@@ -179,8 +181,8 @@ pub fn corrections(reports: &[ClaimReport]) -> String {
                     .unwrap_or_default(),
                 v.description,
                 match r.reading_outcome(&v.name) {
-                    Some(super::Outcome::Holds) => "holds",
-                    Some(super::Outcome::Undecided) => "undecided",
+                    Some(Outcome::Holds) => "holds",
+                    Some(Outcome::Undecided) => "undecided",
                     _ => "fails",
                 }
             );
@@ -192,7 +194,7 @@ pub fn corrections(reports: &[ClaimReport]) -> String {
             let _ = writeln!(
                 s,
                 "\n**Evidence.** Deciding reading `{}` on {}: measured / claimed {} / {} / {} (min / median / max).",
-                r.deciding_variant,
+                r.deciding_reading,
                 r.families.join(", "),
                 fmt_num(t.min),
                 fmt_num(t.median),
@@ -297,7 +299,7 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
             s,
             "**Verdict: {}.** Deciding reading `{}`: {}\n",
             r.verdict.label(),
-            r.deciding_variant,
+            r.deciding_reading,
             r.deciding_description()
         );
         if r.corrected_form.is_some() {
@@ -313,12 +315,12 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
         s.push_str(
             "| reading | role | holds on | undecided | description |\n|---|---|---|---|---|\n",
         );
-        for v in &r.variants {
+        for v in &r.readings {
             let (ok, n) = r.count(&v.name);
             let undecided = r.instances_of(&v.name).filter(|i| i.undecided).count();
             let smaller = r
                 .instances_of(&v.name)
-                .filter(|i| i.outcome() == super::Outcome::Smaller)
+                .filter(|i| i.outcome() == Outcome::Smaller)
                 .count();
             let role = v.role.label();
             let _ = writeln!(
@@ -344,7 +346,7 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
             .map(|i| {
                 format!(
                     "`{}` ({}; {}): n = {} would decide",
-                    i.variant,
+                    i.reading,
                     i.family,
                     params_text(&i.params),
                     i.needed_samples.map_or("?".into(), |n| format!("{n:.0}"))

@@ -1,7 +1,8 @@
 //! Figures, drawn with plotters into PNG with an embedded DejaVu font (no system font library).
 
-use super::{ClaimReport, Figure, Series};
+use super::claim_report::{ClaimReport, Figure, Series};
 use crate::error::{Error, Result};
+use crate::fsio::write_with;
 use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use std::path::Path;
@@ -33,30 +34,20 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
-/// Draws the report's figure to `path` (PNG), atomically.
+/// Draws the report's figure to `path` (PNG), atomically ([`write_with`]: synced, renamed, the
+/// temporary file removed on failure).
 pub fn draw_figure(report: &ClaimReport, path: &Path) -> Result<()> {
     register_fonts();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
-    }
-    // The encoder picks the format from the extension, so the temporary name keeps `.png`.
-    let tmp = path.with_extension("tmp.png");
     let title = format!("{}: {}", report.id, report.verdict.label());
-    match &report.figure {
-        Figure::MeasuredVsClaimed => draw_ratios(report, &tmp, &title)?,
+    // The encoder picks the format from the extension, so the temporary name keeps `.png`.
+    write_with(path, true, |tmp| match &report.figure {
+        Figure::MeasuredVsClaimed => draw_ratios(report, tmp, &title),
         Figure::Curves {
             x_label,
             y_label,
             series,
             ..
-        } => draw_curves(series, x_label, y_label, &tmp, &title)?,
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
+        } => draw_curves(series, x_label, y_label, tmp, &title),
     })
 }
 
@@ -70,11 +61,8 @@ pub fn draw_curve_figure(
     path: &Path,
 ) -> Result<()> {
     register_fonts();
-    let tmp = path.with_extension("tmp.png");
-    draw_curves(series, x_label, y_label, &tmp, title)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
+    write_with(path, true, |tmp| {
+        draw_curves(series, x_label, y_label, tmp, title)
     })
 }
 
@@ -135,24 +123,24 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
         .map_err(plot_err)?
         .label("measured = claimed")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
-    for (vi, variant) in report.variants.iter().enumerate() {
+    for (vi, reading) in report.readings.iter().enumerate() {
         let color = PALETTE[vi % PALETTE.len()];
         let data: Vec<(f64, f64)> = report
-            .instances_of(&variant.name)
+            .instances_of(&reading.name)
             .filter(|i| i.claimed > 0.0)
             .filter_map(|i| Some((i.claimed, i.ratio?)))
             .collect();
         if data.is_empty() {
             continue;
         }
-        let role = variant.role.label();
+        let role = reading.role.label();
         chart
             .draw_series(
                 data.iter()
                     .map(|&(x, y)| Circle::new((x, y), 4, color.mix(0.75).filled())),
             )
             .map_err(plot_err)?
-            .label(format!("{} ({role})", variant.name))
+            .label(format!("{} ({role})", reading.name))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
     }
     chart

@@ -1,10 +1,11 @@
 //! Distributions over tasks: K training tasks and the downstream tasks are drawn i.i.d. from one
 //! [`TaskDistribution`], whose `spread` sets how far apart the task minima are.
 
-use super::{
-    random_orthogonal, spd_with_spectrum, BoxedTask, CurvatureBounds, IsotropicQuadratic,
-    LogisticRegression, Quadratic, SoftplusSeparable, LOGISTIC_THIRD_MAX,
-};
+use super::elementary::LOGISTIC_THIRD_MAX;
+use super::logistic::LogisticRegression;
+use super::quadratic::{random_orthogonal, spd_with_spectrum, IsotropicQuadratic, Quadratic};
+use super::separable::SoftplusSeparable;
+use super::task::{BoxedTask, CurvatureBounds};
 use crate::error::{ensure, Result};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, RngExt};
@@ -224,7 +225,7 @@ impl TaskDistribution {
                 for i in 0..samples {
                     let g = DVector::<f64>::from_fn(d, |_, _| StandardNormal.sample(rng));
                     let x = &g * (radius / g.norm().max(f64::MIN_POSITIVE));
-                    let p = super::sigmoid(x.dot(&teacher));
+                    let p = super::elementary::sigmoid(x.dot(&teacher));
                     labels[i] = if rng.random::<f64>() < p { 1.0 } else { -1.0 };
                     features.row_mut(i).copy_from(&x.transpose());
                 }

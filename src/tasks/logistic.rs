@@ -6,7 +6,8 @@
 //! `lambda_min = reg`, `lambda_max <= reg + lambda_max(X^T X / n) / 4`,
 //! `rho, M_3 <= r lambda_max(X^T X / n) / (6 sqrt 3)`.
 
-use super::{sigmoid, softplus, CurvatureBounds, Objective, Task, LOGISTIC_THIRD_MAX};
+use super::elementary::{sigmoid, softplus, LOGISTIC_THIRD_MAX};
+use super::task::{CurvatureBounds, Objective, Task};
 use crate::error::{ensure, Error, Result};
 use nalgebra::{DMatrix, DVector};
 
@@ -42,7 +43,7 @@ impl LogisticRegression {
             "non-finite entry".into()
         })?;
         let gram = features.transpose() * &features / n as f64;
-        let (_, gram_max) = super::symmetric_extremes(&gram);
+        let (_, gram_max) = super::solve::symmetric_extremes(&gram);
         let radius = features.row_iter().map(|r| r.norm()).fold(0.0, f64::max);
         let third = radius * gram_max * LOGISTIC_THIRD_MAX;
         let bounds = CurvatureBounds {
@@ -58,7 +59,8 @@ impl LogisticRegression {
             minimizer: DVector::zeros(d),
             bounds,
         };
-        task.minimizer = super::minimize_average(std::slice::from_ref(&task), &DVector::zeros(d))?;
+        task.minimizer =
+            super::solve::minimize_average(std::slice::from_ref(&task), &DVector::zeros(d))?;
         Ok(task)
     }
 

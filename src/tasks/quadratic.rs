@@ -1,7 +1,7 @@
 //! Quadratic tasks: isotropic basins (the Thm 2.2 setting) and anisotropic quadratics with
 //! random, mutually non-commuting Hessians of a prescribed spectrum.
 
-use super::{CurvatureBounds, Objective, Task};
+use super::task::{CurvatureBounds, Objective, Task};
 use crate::error::{ensure, Error, Result};
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;
@@ -68,7 +68,7 @@ impl Task for IsotropicQuadratic {
         Ok(v * self.a)
     }
     fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
-        Ok(super::minus_center(xs, &self.center)? * self.a)
+        Ok(super::elementary::minus_center(xs, &self.center)? * self.a)
     }
     fn third_contract(
         &self,
@@ -117,7 +117,7 @@ impl Quadratic {
             },
         )?;
         let sym = (&hessian + hessian.transpose()) * 0.5;
-        let (lo, hi) = super::symmetric_extremes(&sym);
+        let (lo, hi) = super::solve::symmetric_extremes(&sym);
         ensure(lo > 0.0, "hessian", || {
             format!("must be positive definite, smallest eigenvalue {lo}")
         })?;
@@ -159,7 +159,10 @@ impl Task for Quadratic {
     /// `H (X - x* 1^T)`: one matrix product for all the points, reading half of `H` where
     /// that pays (`H` is symmetric by construction).
     fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
-        crate::linalg::symmetric_matmul(&self.hessian, &super::minus_center(xs, &self.center)?)
+        crate::linalg::symmetric_matmul(
+            &self.hessian,
+            &super::elementary::minus_center(xs, &self.center)?,
+        )
     }
     fn third_contract(
         &self,

@@ -10,7 +10,8 @@
 //! `4 (lambda_max - lambda_min) / (6 sqrt 3)`. Since the Hessian is `Q^T diag(phi'') Q`,
 //! that bound is both `rho` and `M_3`.
 
-use super::{sigmoid, softplus, CurvatureBounds, Objective, Task, LOGISTIC_THIRD_MAX};
+use super::elementary::{sigmoid, softplus, LOGISTIC_THIRD_MAX};
+use super::task::{CurvatureBounds, Objective, Task};
 use crate::error::{ensure, Error, Result};
 use nalgebra::{DMatrix, DVector};
 
@@ -135,7 +136,7 @@ impl Task for SoftplusSeparable {
     }
     /// `Q^T phi'(Q (X - x* 1^T))`: two matrix products for all the points (none unrotated).
     fn gradients(&self, xs: &DMatrix<f64>) -> Result<DMatrix<f64>> {
-        let dx = super::minus_center(xs, &self.center)?;
+        let dx = super::elementary::minus_center(xs, &self.center)?;
         let mut z = match &self.rotation {
             Some(q) => crate::linalg::matmul(q, &dx)?,
             None => dx,

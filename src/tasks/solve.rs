@@ -1,6 +1,6 @@
 //! Dense linear-algebra helpers and the Newton solver for stationary points.
 
-use super::Task;
+use super::task::Task;
 use crate::error::{Error, Result};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 

@@ -1,7 +1,7 @@
 //! Tasks built from other tasks: a positive multiple of the loss, a rotated copy, and a tilted
 //! copy whose minimizer is moved to a chosen point. They keep exact derivatives.
 
-use super::{CurvatureBounds, Objective, Task};
+use super::task::{CurvatureBounds, Objective, Task};
 use crate::error::{ensure, Result};
 use nalgebra::{DMatrix, DVector};
 
