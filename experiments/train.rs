@@ -227,7 +227,6 @@ fn requested(a: &Args) -> Result<(TrainConfig, Vec<String>)> {
             set(f);
         }
     }
-    cfg.validate()?;
     Ok((cfg, given))
 }
 

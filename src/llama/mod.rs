@@ -3,21 +3,24 @@
 
 mod backprop;
 pub mod checkpoint;
+mod config;
 mod data;
+mod eval;
 pub mod fused;
 mod model;
 mod muon;
 mod params;
 mod runtime;
+mod state;
 mod train;
 
+pub use config::{FileSource, Precision, Schedule, TrainConfig, Variant};
 pub use data::{DataSet, Skill, Source};
+pub use eval::{Evaluation, VALIDATION_ROWS};
 pub use fused::Kernels;
 pub use model::{cross_entropy, softmax_last_dim, Llama, LlamaConfig};
 pub use muon::Muon;
 pub use params::TensorParams;
 pub use runtime::configure_cpu;
-pub use train::{
-    checkpoint_dir, Evaluation, FileSource, Precision, ResumeRequest, Schedule, StepStats,
-    TrainConfig, Trainer, Variant, VALIDATION_ROWS,
-};
+pub use state::{checkpoint_dir, ResumeRequest, RunState};
+pub use train::{StepStats, Trainer};
