@@ -4,23 +4,27 @@
 
 use nexus_lab::report::verdict::holm;
 use nexus_lab::report::{
-    ClaimKind, ClaimReport, Figure, Hypothesis, Instance, Outcome, Role, Test, Variant, Verdict,
+    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Outcome, Reading, Role, Test,
+    Verdict,
 };
 
 fn report(instances: Vec<Instance>) -> ClaimReport {
+    const TEST: ClaimMeta = ClaimMeta {
+        id: "test",
+        reference: "nowhere",
+        statement: "a claim",
+        kind: ClaimKind::UpperBound,
+    };
     ClaimReport::assemble(
-        "test",
-        "nowhere",
-        "a claim",
-        ClaimKind::UpperBound,
+        &TEST,
         1,
         true,
         serde_json::json!({}),
         vec![
-            Variant::new("stated", "", Role::Statement),
-            Variant::new("part", "", Role::Restriction),
-            Variant::correction("other formula", "", "y = 2x"),
-            Variant::new("probe", "", Role::Info),
+            Reading::new("stated", "", Role::Statement),
+            Reading::new("part", "", Role::Restriction),
+            Reading::correction("other formula", "", "y = 2x"),
+            Reading::new("probe", "", Role::Info),
         ],
         instances,
         Figure::MeasuredVsClaimed,
@@ -54,7 +58,7 @@ fn verdicts_follow_the_instances() {
         inst("other formula", 1.0, true),
     ]);
     assert_eq!(r.verdict, Verdict::HoldsUnderRestriction);
-    assert_eq!(r.deciding_variant, "part");
+    assert_eq!(r.deciding_reading, "part");
     assert_eq!(r.corrected_form.as_deref(), Some("other formula"));
     assert_eq!(
         r.counterexample.unwrap().params["d"],

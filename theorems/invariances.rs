@@ -3,7 +3,7 @@
 //! thousand O(1) terms, 1e-12 relative.
 
 use nalgebra::DVector;
-use nexus_lab::claims::thm_3_2::draw_instance;
+use nexus_lab::claims::common::draw_instance;
 use nexus_lab::expansion::{eq81_expansion, thm32_stated, Local, Third};
 use nexus_lab::expectation::exact;
 use nexus_lab::nexus::{InnerStep, NexusConfig};

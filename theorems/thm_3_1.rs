@@ -1,7 +1,7 @@
 //! Thm 3.1 (gradient similarity bounds closeness), both inequalities, at exact stationary
 //! points. Same code path as the `thm-3.1-dot` and `thm-3.1-cos` reports.
 
-use nexus_lab::claims::eq4::stationary_point;
+use nexus_lab::claims::common::stationary_point;
 use nexus_lab::claims::thm_3_1::{check, le};
 use nexus_lab::rng_for;
 use nexus_lab::strategies;

@@ -7,9 +7,8 @@
 //! Also here: the exact engine against Monte Carlo, and its work count.
 
 use nalgebra::DVector;
-use nexus_lab::claims::thm_3_2::{
-    check, cos_grad_fd, draw_instance, gamma_grid, FD_TOL, SLOPE_TOL,
-};
+use nexus_lab::claims::common::{draw_instance, gamma_grid, GammaGrid, SLOPE_TOL};
+use nexus_lab::claims::thm_3_2::{check, cos_grad_fd, FD_TOL};
 use nexus_lab::expansion::Local;
 use nexus_lab::expectation::{exact, monte_carlo, sequence_count};
 use nexus_lab::nexus::{NexusConfig, Sampling};
@@ -24,7 +23,7 @@ proptest! {
     #[test]
     fn eq81_expansion_is_third_order_within_the_stated_bound(family in strategies::family(), d in 2usize..7, k in 2usize..5, seed in strategies::seed()) {
         let (tasks, x) = draw_instance(family, d, k, &mut rng_for(seed, "thm32")).unwrap();
-        let c = check(&tasks, &x, &gamma_grid()).unwrap();
+        let c = check(&tasks, &x, &gamma_grid(GammaGrid::Exact)).unwrap();
         prop_assert!(c.slopes.1 >= 3.0 - SLOPE_TOL, "slope {}", c.slopes.1);
         for (r, b) in c.eq81.iter().zip(&c.bound) {
             prop_assert!(r <= b, "residual {r} above the stated bound {b}");
@@ -34,7 +33,7 @@ proptest! {
     #[test]
     fn stated_expansion_holds_for_isotropic_tasks(a in 0.2f64..3.0, d in 2usize..7, k in 2usize..5, seed in strategies::seed()) {
         let (tasks, x) = draw_instance(Family::Isotropic { a }, d, k, &mut rng_for(seed, "thm32-iso")).unwrap();
-        let c = check(&tasks, &x, &gamma_grid()).unwrap();
+        let c = check(&tasks, &x, &gamma_grid(GammaGrid::Exact)).unwrap();
         prop_assert!(c.slopes.0 >= 3.0 - SLOPE_TOL, "slope {}", c.slopes.0);
         prop_assert!((c.alignment - 1.0).abs() <= 1e-9);
     }
@@ -58,7 +57,7 @@ fn stated_expansion_and_eq9_fail_for_anisotropic_tasks() {
         &mut rng_for(1, "thm32-refute"),
     )
     .unwrap();
-    let c = check(&tasks, &x, &gamma_grid()).unwrap();
+    let c = check(&tasks, &x, &gamma_grid(GammaGrid::Exact)).unwrap();
     assert!(c.slopes.0 < 2.2, "stated residual slope {}", c.slopes.0);
     assert!(c.slopes.1 >= 3.0 - SLOPE_TOL);
     let local = Local::at(&tasks, &x).unwrap();

@@ -8,6 +8,7 @@ pub mod controls;
 pub mod eq4;
 pub mod eq8;
 pub mod large_k;
+pub mod llama_pretrain;
 pub mod mechanism;
 pub mod thm_2_2;
 pub mod thm_2_3;

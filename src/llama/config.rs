@@ -29,24 +29,51 @@ pub enum Variant {
     MuonNexus,
 }
 
+impl Variant {
+    /// Every variant, in the order studies list them (AdamW, the baseline, first).
+    pub const ALL: [Variant; 7] = [
+        Variant::Adamw,
+        Variant::Nexus,
+        Variant::NexusDot,
+        Variant::Nsgd,
+        Variant::Random,
+        Variant::Muon,
+        Variant::MuonNexus,
+    ];
+
+    /// The name flags, configuration files and reports use (serde writes the same).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Adamw => "adamw",
+            Variant::Nexus => "nexus",
+            Variant::NexusDot => "nexus-dot",
+            Variant::Nsgd => "nsgd",
+            Variant::Random => "random",
+            Variant::Muon => "muon",
+            Variant::MuonNexus => "muon+nexus",
+        }
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for Variant {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "adamw" => Variant::Adamw,
-            "nexus" => Variant::Nexus,
-            "nexus-dot" => Variant::NexusDot,
-            "nsgd" => Variant::Nsgd,
-            "random" => Variant::Random,
-            "muon" => Variant::Muon,
-            "muon+nexus" => Variant::MuonNexus,
-            other => {
-                return Err(Error::InvalidArgument {
-                    name: "variant",
-                    reason: format!("unknown variant `{other}` (adamw, nexus, nexus-dot, nsgd, random, muon, muon+nexus)"),
-                })
-            }
-        })
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "variant",
+                reason: format!(
+                    "unknown variant `{s}` ({})",
+                    Variant::ALL.map(Variant::name).join(", ")
+                ),
+            })
     }
 }
 

@@ -1,0 +1,492 @@
+//! One study's analysis: paired differences to AdamW per variant and metric, the tested
+//! instances and readings, the figures' series and the report, and each of the paper's claims
+//! read off it.
+
+use super::runs::{
+    run_all, MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL,
+};
+use crate::llama::{TrainConfig, Variant};
+use crate::report::{
+    ClaimReport, Figure, Hypothesis, Instance, Outcome, Reading, Role, Series, Test,
+};
+use crate::stats::mean_ci;
+use crate::Result;
+use candle_core::Device;
+use indicatif::ProgressBar;
+
+/// The paper's claims about Nexus against AdamW, one per line of the study's summary, each
+/// with the instance that decides it: (claim, reading, whether the instance is the
+/// equivalence on the pretraining loss).
+const CLAIMS: [(&str, &str, Option<bool>); 6] = [
+    (
+        "same pretraining loss",
+        "nexus: same pretraining loss, lower held-out loss",
+        Some(true),
+    ),
+    (
+        "lower held-out loss",
+        "nexus: same pretraining loss, lower held-out loss",
+        Some(false),
+    ),
+    (
+        "higher gradient similarity",
+        "nexus: gradient cosine better",
+        None,
+    ),
+    (
+        "closer to the training languages' minima",
+        "nexus: closeness (train sources) better",
+        None,
+    ),
+    (
+        "closer to the held-out languages' minima",
+        "nexus: closeness (held-out) better",
+        None,
+    ),
+    (
+        "minority language helped most",
+        "nexus: the minority language gains most",
+        None,
+    ),
+];
+
+/// One claim's outcome in one study.
+pub(super) struct ClaimOutcome {
+    claim: &'static str,
+    outcome: Outcome,
+    /// `holds`, `holds with a smaller effect than the paper's`, `fails`, or `undecided (N seeds
+    /// would decide)`.
+    words: String,
+    /// For an effect not shown whose estimate points the claimed way: the seeds that would
+    /// show an effect of the estimated size.
+    seeds_to_detect: Option<f64>,
+}
+
+/// Each claim's outcome in one study.
+pub(super) fn per_claim(rep: &ClaimReport) -> Vec<ClaimOutcome> {
+    CLAIMS
+        .iter()
+        .filter_map(|&(claim, reading, equivalence)| {
+            let inst = rep.instances_of(reading).find(|i| {
+                equivalence.is_none_or(|e| i.params.contains_key("pretraining_loss") == e)
+            })?;
+            let words = match inst.outcome() {
+                Outcome::Holds => "holds".to_string(),
+                Outcome::Smaller => "holds with a smaller effect than the paper's".to_string(),
+                Outcome::Fails => "fails".to_string(),
+                Outcome::Undecided => match inst.needed_samples {
+                    Some(n) if n.is_finite() => format!("undecided ({n:.0} seeds would decide)"),
+                    _ => "undecided".to_string(),
+                },
+            };
+            Some(ClaimOutcome {
+                claim,
+                outcome: inst.outcome(),
+                words,
+                seeds_to_detect: inst.samples_to_detect(),
+            })
+        })
+        .collect()
+}
+
+/// The finding that lists each claim's outcome at every master seed and whether it is stable.
+pub(super) fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> String {
+    let first = claims.first().map_or(&[][..], |c| &c[..]);
+    let lines: Vec<String> = first
+        .iter()
+        .enumerate()
+        .map(|(k, c0)| {
+            let at: Vec<&str> = claims.iter().map(|c| c[k].words.as_str()).collect();
+            // Undecided at 27 seeds and at 31 is the same outcome.
+            let stable = if claims.iter().all(|c| c[k].outcome == c0.outcome) {
+                "stable".to_string()
+            } else if claims
+                .iter()
+                .all(|c| matches!(c[k].outcome, Outcome::Fails | Outcome::Smaller))
+            {
+                // Both say the paper's size is excluded; they differ only on whether a smaller
+                // effect is significant, a question of power (see `report::verdict`).
+                let seeds = claims
+                    .iter()
+                    .filter_map(|c| c[k].seeds_to_detect)
+                    .fold(f64::NAN, f64::max);
+                format!(
+                    "the paper's effect size is excluded at every master seed, stable; whether a smaller effect exists is not decided: significant at some master seeds only{}",
+                    if seeds.is_finite() {
+                        format!(", about {seeds:.0} seeds would show one of the estimated size")
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                "CHANGES with the master seed".to_string()
+            };
+            format!("{}: {} ({stable})", c0.claim, at.join(" / "))
+        })
+        .collect();
+    format!(
+        "Per claim, Nexus against AdamW, at master seeds {}: {}.",
+        masters
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        lines.join("; ")
+    )
+}
+
+/// Trains every variant at every training seed of one master seed and assembles the report;
+/// also returns the interpolation series (Fig. 7) and the headline numbers in words.
+pub(super) fn study(
+    a: &StudyConfig,
+    master: u64,
+    bar: &ProgressBar,
+    device: &Device,
+) -> Result<(ClaimReport, Vec<Series>, String)> {
+    let jobs: Vec<(Variant, usize)> = Variant::ALL
+        .iter()
+        .flat_map(|&v| (0..a.seeds_of(v)).map(move |seed| (v, seed)))
+        .collect();
+    bar.set_message(format!("master seed {master}"));
+    let mut done = run_all(a, master, &jobs, bar, device)?.into_iter();
+    // [variant][seed], in the order of `jobs`.
+    let results: Vec<Vec<RunResult>> = Variant::ALL
+        .iter()
+        .map(|&v| done.by_ref().take(a.seeds_of(v)).collect())
+        .collect();
+    let mut summary = Vec::new();
+    println!(
+        "{:<10} {:<26} {:>10} {:>22}",
+        "variant",
+        "metric",
+        "mean diff",
+        format!("{:.1}% CI", LEVEL * 100.0)
+    );
+    let family = if a.corpus.is_some() {
+        "manual pages"
+    } else {
+        "synthetic languages"
+    };
+    let mut instances = Vec::new();
+    let mut findings = Vec::new();
+    for (vi, v) in Variant::ALL.iter().enumerate().skip(1) {
+        // Paired by training seed: the variant's seeds against AdamW's first as many.
+        let seeds = results[vi].len();
+        let diffs_of = |m: Metric| -> Result<crate::stats::MeanCi> {
+            let d: Vec<f64> = (0..seeds)
+                .map(|s| results[vi][s].metrics[m as usize] - results[0][s].metrics[m as usize])
+                .collect();
+            mean_ci(&d, LEVEL)
+        };
+        let mut parts = Vec::new();
+        let pretraining = diffs_of(Metric::PretrainingLoss)?;
+        for metric in Metric::ALL {
+            let ci = diffs_of(metric)?;
+            println!(
+                "{:<10} {:<26} {:>+10.4} [{:>+9.4}, {:>+9.4}]",
+                v.name(),
+                metric,
+                ci.mean,
+                ci.lo,
+                ci.hi
+            );
+            parts.push(format!(
+                "{metric} {:+.4} [{:+.4}, {:+.4}]",
+                ci.mean, ci.lo, ci.hi
+            ));
+            let prm = [
+                ("seeds", seeds as f64),
+                ("steps", a.steps as f64),
+                ("pretraining_loss_diff", pretraining.mean),
+            ];
+            let baseline = (0..seeds)
+                .map(|s| results[0][s].metrics[metric as usize])
+                .sum::<f64>()
+                / seeds as f64;
+            let effect = Hypothesis::Effect {
+                lower_is_better: metric.lower_is_better(),
+                size: metric.effect_size(baseline),
+            };
+            instances.push(Instance::tested(
+                family,
+                &format!("{}: {metric} better", v.name()),
+                &prm,
+                0.0,
+                Test::of(&ci, effect),
+            ));
+            if *v == Variant::Nexus
+                && matches!(metric, Metric::PretrainingLoss | Metric::HeldOutLoss)
+            {
+                summary.push(format!(
+                    "nexus {metric} {:+.4} [{:+.4}, {:+.4}]",
+                    ci.mean, ci.lo, ci.hi
+                ));
+            }
+            if *v == Variant::Nexus && metric == Metric::HeldOutLoss {
+                // Two instances of the statement, both tested: "same pretraining loss" is the
+                // paper's |delta| < 0.01 on the loss over the training mixture, an equivalence
+                // (holds when the interval lies inside the margin, undecided when it straddles
+                // it), and the held-out effect. A point estimate near 0.01 decides neither.
+                let statement = "nexus: same pretraining loss, lower held-out loss";
+                let same = Hypothesis::Within {
+                    value: 0.0,
+                    margin: 0.01,
+                };
+                let mut same_prm = prm.to_vec();
+                same_prm.push(("pretraining_loss", 1.0));
+                instances.push(Instance::tested(
+                    family,
+                    statement,
+                    &same_prm,
+                    0.0,
+                    Test::of(&pretraining, same),
+                ));
+                instances.push(Instance::tested(
+                    family,
+                    statement,
+                    &prm,
+                    0.0,
+                    Test::of(&ci, effect),
+                ));
+            }
+        }
+        findings.push(format!(
+            "{} - adamw over {seeds} seeds: {}.",
+            v.name(),
+            parts.join("; ")
+        ));
+    }
+    let speeds: Vec<String> = Variant::ALL
+        .iter()
+        .enumerate()
+        .map(|(vi, v)| {
+            format!(
+                "{} {:.0}",
+                v.name(),
+                results[vi].iter().map(|r| r.tokens_per_second).sum::<f64>()
+                    / results[vi].len() as f64
+            )
+        })
+        .collect();
+    findings.push(format!(
+        "Training throughput on this machine (tokens/s per run, including evaluation; {} run(s) at once, {}): {}.",
+        a.jobs,
+        if a.jobs > 1 { "one thread each" } else { "every core for one run" },
+        speeds.join(", ")
+    ));
+    // Table 7: under a skewed mixture, is the minority language helped most? Per seed, Nexus's
+    // validation-loss change on the minority minus its mean change on the other languages.
+    let minority = a.corpus.as_ref().and_then(|c| c.minority.clone());
+    if let Some((lang, share)) = &minority {
+        let vi = Variant::ALL
+            .iter()
+            .position(|v| *v == Variant::Nexus)
+            .unwrap_or(1);
+        let n = results[vi].len();
+        let change = |s: usize, l: &str| -> f64 {
+            let get = |r: &RunResult| {
+                r.validation
+                    .iter()
+                    .find(|x| x.0 == l)
+                    .map_or(f64::NAN, |x| x.1)
+            };
+            get(&results[vi][s]) - get(&results[0][s])
+        };
+        let langs: Vec<String> = results[0][0]
+            .validation
+            .iter()
+            .map(|x| x.0.clone())
+            .collect();
+        let gains: Vec<f64> = (0..n)
+            .map(|s| {
+                let others: Vec<f64> = langs
+                    .iter()
+                    .filter(|l| *l != lang)
+                    .map(|l| change(s, l))
+                    .collect();
+                change(s, lang) - others.iter().sum::<f64>() / others.len().max(1) as f64
+            })
+            .collect();
+        let ci = mean_ci(&gains, LEVEL)?;
+        let baseline = results[0][..n]
+            .iter()
+            .map(|r| {
+                r.validation
+                    .iter()
+                    .find(|x| &x.0 == lang)
+                    .map_or(f64::NAN, |x| x.1)
+            })
+            .sum::<f64>()
+            / n as f64;
+        summary.push(format!(
+            "minority gain {:+.4} [{:+.4}, {:+.4}]",
+            ci.mean, ci.lo, ci.hi
+        ));
+        println!(
+            "minority {lang} at {:.0}%: Nexus's validation-loss change there minus elsewhere {:+.4} [{:+.4}, {:+.4}]",
+            100.0 * share,
+            ci.mean,
+            ci.lo,
+            ci.hi
+        );
+        findings.push(format!(
+            "Skewed mixture, {lang} at {:.0}% of the training data: Nexus's validation-loss change (against AdamW) on {lang} minus its mean change on the other training languages is {:+.4} [{:+.4}, {:+.4}] ({} seeds; negative means the minority is helped most, the paper's Table 7 reading).",
+            100.0 * share,
+            ci.mean,
+            ci.lo,
+            ci.hi,
+            n
+        ));
+        instances.push(Instance::tested(
+            family,
+            "nexus: the minority language gains most",
+            &[("seeds", n as f64), ("share", *share)],
+            0.0,
+            Test::of(
+                &ci,
+                Hypothesis::Effect {
+                    lower_is_better: true,
+                    size: 0.009 * baseline.abs(),
+                },
+            ),
+        ));
+    }
+    let mut readings = vec![Reading::new(
+        "nexus: same pretraining loss, lower held-out loss",
+        "two tested instances: the pretraining-loss difference (Nexus - AdamW, paired by seed; the validation loss over the training mixture) within +-0.01 (an equivalence: its family-wise interval inside the margin), and the held-out-loss difference significantly below 0 (Holm, family-wise 0.001), 'no effect' when a 0.9% reduction (the paper's Table 1) is excluded",
+        Role::Statement,
+    )];
+    if minority.is_some() {
+        readings.push(Reading::new(
+            "nexus: the minority language gains most",
+            "Nexus's validation-loss change (against AdamW, paired by seed) on the minority language minus its mean change on the other training languages is significantly below 0 (Holm); 'no effect' when 0.9% of the minority's AdamW loss is excluded (Table 7)",
+            Role::Info,
+        ));
+    }
+    for v in &Variant::ALL[1..] {
+        for metric in Metric::ALL {
+            readings.push(Reading::new(
+                &format!("{}: {metric} better", v.name()),
+                "the difference to AdamW is significant in the better direction (Holm); 'no effect' when an effect of the paper's relative size is excluded",
+                Role::Info,
+            ));
+        }
+    }
+    // Mean over seeds with its interval (the project's level) as a shaded band.
+    let across_seeds = |values: &[Vec<f64>]| -> Result<MeanBand> {
+        let (mut mean, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..values[0].len() {
+            let column: Vec<f64> = values.iter().map(|v| v[i]).collect();
+            let ci = mean_ci(&column, BAND_LEVEL)?;
+            mean.push(ci.mean);
+            lo.push(ci.lo);
+            hi.push(ci.hi);
+        }
+        Ok((mean, (lo, hi)))
+    };
+    let series = Variant::ALL
+        .iter()
+        .enumerate()
+        .map(|(vi, v)| -> Result<Series> {
+            let x: Vec<f64> = results[vi][0].curve.iter().map(|p| p.0).collect();
+            let per_seed: Vec<Vec<f64>> = results[vi]
+                .iter()
+                .map(|r| r.curve.iter().map(|p| p.1).collect())
+                .collect();
+            let (y, band) = across_seeds(&per_seed)?;
+            Ok(Series {
+                label: v.name().into(),
+                x,
+                y,
+                guide: false,
+                band: Some(band),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Fig. 7: the loss along the straight line to each language's fine-tuned minimum, toward
+    // the training languages and toward the held-out ones.
+    let mut interpolation = Vec::new();
+    for (target, path_of) in [
+        (
+            "training languages",
+            (|r: &RunResult| r.path.clone()) as fn(&RunResult) -> Vec<f64>,
+        ),
+        ("held-out languages", |r: &RunResult| {
+            r.held_out_path.clone()
+        }),
+    ] {
+        for v in [Variant::Adamw, Variant::Nexus] {
+            let vi = Variant::ALL.iter().position(|w| *w == v).unwrap_or(0);
+            let per_seed: Vec<Vec<f64>> = results[vi].iter().map(path_of).collect();
+            let (y, band) = across_seeds(&per_seed)?;
+            interpolation.push(Series {
+                label: format!("{}, toward {target}", v.name()),
+                x: (0..y.len())
+                    .map(|i| i as f64 / (y.len() - 1) as f64)
+                    .collect(),
+                y,
+                guide: false,
+                band: Some(band),
+            });
+        }
+    }
+    let defaults = TrainConfig::default();
+    let (meta, data) = match &a.corpus {
+        Some(c) => {
+            let manifest = std::fs::read(c.dir.join("manifest.json")).ok();
+            (
+                if c.minority.is_some() {
+                    &super::LLAMA_MANPAGES_SKEWED
+                } else {
+                    &super::LLAMA_MANPAGES
+                },
+                serde_json::json!({"corpus": "Debian manual pages (corpus fetch)", "train_languages": c.train, "held_out_languages": c.held_out, "minority": c.minority,
+                    "manifest_sha256": manifest.map(|m| crate::corpus::sha256(&m))}),
+            )
+        }
+        None => (
+            &super::LLAMA_PRETRAIN,
+            serde_json::json!({"languages": defaults.languages, "held_out_languages": defaults.held_out_languages,
+                "language_spread": defaults.language_spread}),
+        ),
+    };
+    let tokens_per_run = a.steps * defaults.accum * defaults.micro_batch * defaults.seq_len;
+    findings.push(format!(
+        "Scale: {} parameters ({} preset), {tokens_per_run} training tokens per run ({} steps of {} x {} x {} tokens); the paper's models range from 130M to 3B parameters, and its Table 6 runs train 1B on 50B and 3B on 110B tokens.",
+        crate::llama::LlamaConfig::preset(&a.preset)?.num_parameters(),
+        a.preset,
+        a.steps,
+        defaults.accum,
+        defaults.micro_batch,
+        defaults.seq_len
+    ));
+    let mut settings = serde_json::json!({"preset": a.preset, "steps": a.steps, "seeds": a.seeds, "headline_seeds": a.headline_seeds, "jobs": a.jobs,
+        "final_eval_tokens_per_language": FINAL_EVAL_ROWS * (defaults.seq_len + 1),
+        "pretraining_loss": "validation loss on the training languages weighted by their mixture shares, final evaluation",
+        "gradient_cosine": format!("mean pairwise cosine of the training languages' gradients, {FINAL_EVAL_ROWS} rows each, averaged over the 6 evaluations during training (Table 4's protocol); effect size +{:.4} (Table 4)", Metric::GradientCosine.effect_size(0.0)), "accum": defaults.accum, "micro_batch": defaults.micro_batch,
+        "seq_len": defaults.seq_len, "lr": defaults.lr, "inner_lr": defaults.inner_lr, "schedule": "warmup 20 + cosine", "ci_level": LEVEL,
+        "closeness": "AdamW fine-tuning on a fixed batch per source, lr 1e-3, 20 steps (5 with --quick)", "device": a.device.flag(),
+        "master_seeds": a.master_seeds, "run_seeds": "stream_seed(master, \"pretrain-run:<i>\")",
+        "tokens_per_run": tokens_per_run});
+    if let (Some(obj), Some(extra)) = (settings.as_object_mut(), data.as_object()) {
+        obj.extend(extra.clone());
+    }
+    let mut rep = ClaimReport::assemble(
+        meta,
+        master,
+        a.quick,
+        settings,
+        readings,
+        instances,
+        Figure::Curves {
+            x_label: "outer step".into(),
+            y_label: format!(
+                "held-out loss (mean over seeds, {:.0}% band)",
+                100.0 * BAND_LEVEL
+            ),
+            series,
+        },
+    )?;
+    rep.findings = findings;
+    Ok((rep, interpolation, summary.join(", ")))
+}
