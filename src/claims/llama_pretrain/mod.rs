@@ -21,39 +21,16 @@
 mod analysis;
 mod runs;
 
+pub use analysis::{LLAMA_MANPAGES, LLAMA_MANPAGES_SKEWED, LLAMA_PRETRAIN};
 pub use runs::{Corpus, Metric, StudyConfig, HEADLINE_SEEDS};
 
 use crate::llama::Variant;
-use crate::report::{self, ClaimKind, ClaimMeta, ClaimReport, Series};
+use crate::report::{self, ClaimReport, Series};
 use crate::Result;
 use analysis::{claim_table, per_claim, study};
 use indicatif::ProgressBar;
 use runs::BAND_LEVEL;
 use std::path::Path;
-
-/// The study's statement, the same on every mixture.
-const STATEMENT: &str = "Nexus reaches the same pretraining loss as AdamW (|delta| < 0.01) with lower out-of-distribution loss, higher gradient similarity between sources and a smaller distance to per-source minima; NSGD (K = 1) and Muon show no such bias and Nexus-Dot slows pretraining.";
-const REFERENCE: &str = "Tables 1 and 4, Fig. 7 (empirical claims, at our scale)";
-
-/// The study on the built-in synthetic languages.
-pub const LLAMA_PRETRAIN: ClaimMeta = ClaimMeta {
-    id: "llama-pretrain",
-    reference: REFERENCE,
-    statement: STATEMENT,
-    kind: ClaimKind::UpperBound,
-};
-
-/// The study on the balanced manual-page mixture.
-pub const LLAMA_MANPAGES: ClaimMeta = ClaimMeta {
-    id: "llama-manpages",
-    ..LLAMA_PRETRAIN
-};
-
-/// The study on the skewed manual-page mixture (one minority language, Table 7).
-pub const LLAMA_MANPAGES_SKEWED: ClaimMeta = ClaimMeta {
-    id: "llama-manpages-skewed",
-    ..LLAMA_PRETRAIN
-};
 
 /// The study at every master seed: the report of the first, with the verdict at each.
 pub fn run(a: &StudyConfig) -> Result<()> {
