@@ -3,7 +3,8 @@
 edge counts, a parent's re-export of a child included); exits 1 and lists the loops if any.
 Usage: python3 scripts/module_graph.py [src] [-v]"""
 import os,re,sys
-root=sys.argv[1] if len(sys.argv)>1 else 'src'
+args=[a for a in sys.argv[1:] if not a.startswith('-')]
+root=args[0] if args else 'src'
 files={}
 for d,_,fs in os.walk(root):
     for f in fs:

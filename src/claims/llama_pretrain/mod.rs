@@ -35,7 +35,7 @@ use std::path::Path;
 /// The study at every master seed: the report of the first, with the verdict at each.
 pub fn run(a: &StudyConfig) -> Result<()> {
     let device = a.device.device()?;
-    let masters = crate::claims::replication_seeds(a.master_seed, a.master_seeds);
+    let masters = crate::claims::common::replication_seeds(a.master_seed, a.master_seeds);
     let runs: usize = Variant::ALL.iter().map(|&v| a.seeds_of(v)).sum();
     let bar = ProgressBar::new((masters.len() * runs) as u64);
     let mut primary: Option<(ClaimReport, Vec<Series>)> = None;
