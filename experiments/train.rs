@@ -127,6 +127,10 @@ struct Args {
     /// Replace a run already in --out.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// With --resume: continue even if a --source file changed since the checkpoint (its size
+    /// or SHA-256 differs); without it such a resume is refused.
+    #[arg(long, requires = "resume")]
+    allow_changed_data: bool,
 }
 
 fn file_source(spec: &str) -> std::result::Result<FileSource, String> {
@@ -240,6 +244,7 @@ fn run(a: &Args) -> Result<()> {
         let request = ResumeRequest {
             config: Some(cfg),
             given,
+            allow_changed_data: a.allow_changed_data,
         };
         Trainer::resume_with(&a.out, &dev, dtype, &request)?
     } else {

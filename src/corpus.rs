@@ -218,11 +218,4 @@ pub struct Manifest {
     pub crate_version: String,
 }
 
-/// Hex SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::fsio::sha256;

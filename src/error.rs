@@ -36,11 +36,14 @@ pub enum Error {
     /// A Candle tensor operation failed.
     #[error("tensor error: {0}")]
     Candle(String),
-    /// A training run produced a NaN or infinite loss; the last good checkpoint is kept.
-    #[error(
-        "non-finite loss {loss} at step {step}; stopped, the last good checkpoint is left intact"
-    )]
-    Diverged { step: usize, loss: f64 },
+    /// A training run produced a NaN or infinite loss; the last checkpoint, if any, is kept.
+    #[error("non-finite loss {loss} at step {step}; stopped, {}", diverged_note(.checkpoint))]
+    Diverged {
+        step: usize,
+        loss: f64,
+        /// The step of the run's last checkpoint, if it has one.
+        checkpoint: Option<usize>,
+    },
     /// Bad training data or configuration.
     #[error("data error: {0}")]
     Data(String),
@@ -70,5 +73,12 @@ pub fn ensure_finite(x: f64, what: &'static str) -> Result<f64> {
         Ok(x)
     } else {
         Err(Error::NonFinite(what))
+    }
+}
+
+fn diverged_note(checkpoint: &Option<usize>) -> String {
+    match checkpoint {
+        Some(step) => format!("the last checkpoint (step {step}) is left intact"),
+        None => "before any checkpoint was written (nothing to resume from)".into(),
     }
 }

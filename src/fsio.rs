@@ -30,6 +30,7 @@ pub fn read_to_string(path: &Path) -> Result<String> {
 
 /// Flushes a file's data and metadata to disk.
 pub fn sync_file(path: &Path) -> Result<()> {
+    trace::record("sync_file", path, None);
     File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(io_error(path))
@@ -37,9 +38,80 @@ pub fn sync_file(path: &Path) -> Result<()> {
 
 /// Flushes a folder's entries (a rename or a new file in it) to disk.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    trace::record("sync_dir", dir, None);
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(io_error(dir))
+}
+
+/// `std::fs::rename`, naming `from` on error.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    trace::record("rename", from, Some(to));
+    std::fs::rename(from, to).map_err(io_error(from))
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The size and hex SHA-256 of a file, read in blocks.
+pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
+    use sha2::Digest;
+    use std::io::Read as _;
+    let mut f = File::open(path).map_err(io_error(path))?;
+    let (mut hasher, mut buf, mut size) = (sha2::Sha256::new(), vec![0u8; 1 << 16], 0u64);
+    loop {
+        let n = f.read(&mut buf).map_err(io_error(path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((size, hex))
+}
+
+/// A record of the durability events (`sync_file`, `sync_dir`, `rename`) the current thread
+/// makes while tracing, so a test can check their order: a killed process cannot show a missing
+/// sync (the page cache outlives it), a trace can.
+pub mod trace {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    thread_local! {
+        static EVENTS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording this thread's events (clearing any earlier record).
+    pub fn start() {
+        EVENTS.with(|e| *e.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Stops recording and returns the events, each `kind path` or `rename from -> to`.
+    pub fn take() -> Vec<String> {
+        EVENTS.with(|e| e.borrow_mut().take().unwrap_or_default())
+    }
+
+    pub(super) fn record(kind: &str, path: &Path, to: Option<&Path>) {
+        EVENTS.with(|e| {
+            if let Some(events) = e.borrow_mut().as_mut() {
+                events.push(match to {
+                    Some(to) => format!("{kind} {} -> {}", path.display(), to.display()),
+                    None => format!("{kind} {}", path.display()),
+                });
+            }
+        });
+    }
 }
 
 /// The temporary name [`write_with`] uses for `path`: `name.tmp.ext` when `keep_extension` (for
@@ -75,7 +147,7 @@ pub fn write_with(
     let tmp = tmp_path(path, keep_extension);
     let written = fill(&tmp)
         .and_then(|()| sync_file(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_error(path)));
+        .and_then(|()| rename(&tmp, path));
     if written.is_err() {
         std::fs::remove_file(&tmp).ok();
     }

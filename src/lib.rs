@@ -31,6 +31,11 @@ pub mod tasks;
 
 pub use error::{Error, Result};
 
+/// Prints a warning on standard error: something was skipped or dropped, and the run goes on.
+pub fn warn(message: &str) {
+    eprintln!("nexus-lab: warning: {message}");
+}
+
 /// The crate version recorded in every report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

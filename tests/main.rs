@@ -2,6 +2,7 @@
 //! `tests/reliability.rs`, ...), all in one test binary so that a fresh `cargo test` links once.
 //! `cargo test --test integration reliability` runs one subject's tests.
 
+mod architecture;
 mod cli;
 mod corpus;
 mod derivatives;

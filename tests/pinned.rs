@@ -183,3 +183,49 @@ fn logistic_constants_are_attained_with_one_sample() {
     assert!((best - c.m3).abs() <= 1e-12 * c.m3, "{best} vs {}", c.m3);
     assert!((c.lambda_min - 0.1).abs() <= 0.0);
 }
+
+/// `stats::mean_ci` against intervals worked by hand where Student's t has a closed form: one
+/// degree of freedom (`t_p = tan(pi (p - 1/2))`) and two (`t_p = (2p - 1) / sqrt(2 p (1 - p))`).
+/// A normal quantile in place of Student's t (1.645 and 1.960 here) misses both by a factor of
+/// 2 or more. Tolerance 1e-9 relative: statrs inverts the t distribution numerically.
+#[test]
+fn mean_ci_is_the_student_t_interval() {
+    use nexus_lab::stats::mean_ci;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    // n = 2: mean 0.5, sample variance 0.5, standard error 0.5, level 0.9 -> t_{0.95, 1}.
+    let ci = mean_ci(&[0.0, 1.0], 0.9).unwrap();
+    let t1 = (std::f64::consts::PI * 0.45).tan();
+    assert!(close(ci.mean, 0.5) && close(ci.std_err, 0.5));
+    assert!(
+        close(ci.lo, 0.5 - 0.5 * t1) && close(ci.hi, 0.5 + 0.5 * t1),
+        "{ci:?}"
+    );
+    // n = 3: mean 3, sample variance (4 + 1 + 9) / 2 = 7, level 0.95 -> t_{0.975, 2}.
+    let ci = mean_ci(&[1.0, 2.0, 6.0], 0.95).unwrap();
+    let t2 = 0.95 / (2.0f64 * 0.975 * 0.025).sqrt();
+    let se = (7.0f64 / 3.0).sqrt();
+    assert!(close(ci.mean, 3.0) && close(ci.std_err, se));
+    assert!(
+        close(ci.lo, 3.0 - t2 * se) && close(ci.hi, 3.0 + t2 * se),
+        "{ci:?}"
+    );
+    assert_eq!(ci.n, 3);
+    // Fewer than two samples, or a level outside (0, 1), is an error naming it.
+    assert!(mean_ci(&[1.0], 0.9).is_err());
+    assert!(mean_ci(&[1.0, 2.0], 1.0).is_err());
+}
+
+/// `metrics_up_to` keeps complete valid records up to the step and names the lines it drops.
+#[test]
+fn metrics_are_cut_to_complete_valid_records() {
+    use nexus_lab::llama::metrics_up_to;
+    let bytes = b"{\"step\": 1}\n{\"step\": 2, \"eval\": {}}\n\xff\n{\"step\": 3}\nnot json\n\n{\"step\": 2, \"x\"";
+    let (kept, dropped) = metrics_up_to(bytes, 2);
+    assert_eq!(
+        kept,
+        b"{\"step\": 1}\n{\"step\": 2, \"eval\": {}}\n".to_vec()
+    );
+    assert_eq!(dropped, vec![3, 5, 7]);
+    let (kept, dropped) = metrics_up_to(b"", 5);
+    assert!(kept.is_empty() && dropped.is_empty());
+}

@@ -198,12 +198,21 @@ fn resume_extends_the_run_and_refuses_what_cannot_change() {
     std::fs::remove_dir_all(straight).ok();
 }
 
+/// Rewrites a checkpoint's digests as if its files had been written so: a foreign or edited
+/// checkpoint that is consistent with itself, to reach the checks behind the digests.
+fn reseal(dir: &Path) {
+    let path = dir.join("state.json");
+    let state: nexus_lab::llama::RunState =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    state.seal_and_write(dir).unwrap();
+}
+
 #[test]
 fn damaged_checkpoints_are_errors_that_name_the_file_and_entry() {
     let out = scratch("damaged");
     assert!(train(&out, &[], None).status.success());
     let dir = checkpoint_of(&out);
-    // An edited model shape.
+    // An edited model shape, digests rewritten to match: the shape check names the key.
     let cfg_path = dir.join("config.json");
     let original = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(
@@ -211,6 +220,7 @@ fn damaged_checkpoints_are_errors_that_name_the_file_and_entry() {
         original.replace("\"hidden_size\": 8", "\"hidden_size\": 9"),
     )
     .unwrap();
+    reseal(&dir);
     let o = resume(&out, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -219,11 +229,13 @@ fn damaged_checkpoints_are_errors_that_name_the_file_and_entry() {
         stderr(&o)
     );
     std::fs::write(&cfg_path, original).unwrap();
-    // Optimizer moments missing: an empty tensor file.
+    reseal(&dir);
+    // Optimizer moments missing: an empty tensor file, digests rewritten to match.
     let opt = dir.join("optimizer.safetensors");
     let saved = std::fs::read(&opt).unwrap();
     let empty: std::collections::HashMap<String, candle_core::Tensor> = Default::default();
     candle_core::safetensors::save(&empty, &opt).unwrap();
+    reseal(&dir);
     let o = resume(&out, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -231,17 +243,229 @@ fn damaged_checkpoints_are_errors_that_name_the_file_and_entry() {
         "{}",
         stderr(&o)
     );
-    // A corrupt file.
+    // A corrupt file, digests as written: the digest check names it, and nothing is removed.
+    std::fs::write(&opt, saved).unwrap();
+    reseal(&dir);
     std::fs::write(&opt, b"not a tensor file").unwrap();
     let o = resume(&out, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("optimizer.safetensors"),
+        stderr(&o).contains("optimizer.safetensors") && stderr(&o).contains("SHA-256"),
         "{}",
         stderr(&o)
     );
-    std::fs::write(&opt, saved).unwrap();
-    assert!(resume(&out, &["--steps", "7"]).status.success());
+    assert!(dir.join("model.safetensors").exists());
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// The outcome of a two-step run resumed to six steps, undisturbed: what every resume of a
+/// damaged two-step run must reproduce.
+fn extended_reference(name: &str) -> (Vec<u8>, String) {
+    let (out, _) = two_step_run(name);
+    let o = resume(&out, &["--steps", "6"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = outcome(&out);
+    std::fs::remove_dir_all(out).ok();
+    expected
+}
+
+/// A run checkpointed at step 2 only (a two-step run), and the path of that checkpoint.
+fn two_step_run(name: &str) -> (PathBuf, PathBuf) {
+    let out = scratch(name);
+    let o = train_steps(&out, 2, &[], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let step2 = out.join("checkpoints/step-00000002");
+    assert!(step2.is_dir());
+    (out, step2)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Resume takes the newest checkpoint that passes verification and deletes nothing before a
+/// newer one is written: a damaged newer checkpoint, an empty folder and a stray file named
+/// like a checkpoint are skipped with a warning naming them, the run resumes from step 2 and
+/// ends bit-identical to an uninterrupted run.
+#[test]
+fn resume_skips_what_is_not_a_valid_checkpoint_and_deletes_nothing() {
+    let expected = extended_reference("valid-ref");
+    type Damage = fn(&Path, &Path) -> &'static str;
+    let cases: [(&str, Damage); 4] = [
+        ("truncated model", |root, step2| {
+            copy_dir(step2, &root.join("step-00000004"));
+            let f = root.join("step-00000004/model.safetensors");
+            let bytes = std::fs::read(&f).unwrap();
+            std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+            "step-00000004"
+        }),
+        ("empty folder", |root, _| {
+            std::fs::create_dir_all(root.join("step-00000099")).unwrap();
+            "step-00000099"
+        }),
+        ("stray file", |root, _| {
+            std::fs::write(root.join("step-00000099"), b"stray").unwrap();
+            "step-00000099"
+        }),
+        ("state of another step", |root, step2| {
+            copy_dir(step2, &root.join("step-00000004"));
+            "step-00000004"
+        }),
+    ];
+    for (case, damage) in cases {
+        let (out, step2) = two_step_run("valid");
+        let named = damage(&out.join("checkpoints"), &step2);
+        let o = resume(&out, &["--steps", "6"]);
+        assert!(o.status.success(), "{case}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning") && stderr(&o).contains(named),
+            "{case}: {}",
+            stderr(&o)
+        );
+        assert!(outcome(&out) == expected, "{case}: the resumed run differs");
+        std::fs::remove_dir_all(out).ok();
+    }
+    // Nothing valid at all: the resume is refused and every folder is still there.
+    let (out, step2) = two_step_run("valid-none");
+    std::fs::write(step2.join("model.safetensors"), b"").unwrap();
+    let o = resume(&out, &["--steps", "6"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nothing was removed"), "{}", stderr(&o));
+    assert!(step2.join("state.json").exists() && step2.join("optimizer.safetensors").exists());
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// A flipped byte in a tensor file, an edited field of the state, or a source file replaced
+/// since the checkpoint: each resume is refused with a message naming the file, never a
+/// silently different run; `--allow-changed-data` resumes over a changed source.
+#[test]
+fn corruption_and_changed_sources_are_refused() {
+    fn flip(path: &Path, at: usize) {
+        let mut b = std::fs::read(path).unwrap();
+        let i = at.min(b.len() - 1);
+        b[i] ^= 0x40;
+        std::fs::write(path, b).unwrap();
+    }
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let (out, step2) = two_step_run("flip");
+        let len = std::fs::metadata(step2.join(file)).unwrap().len() as usize;
+        flip(&step2.join(file), len - 3);
+        let o = resume(&out, &["--steps", "4"]);
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        assert!(stderr(&o).contains(file), "{file}: {}", stderr(&o));
+        std::fs::remove_dir_all(out).ok();
+    }
+    for (field, from, to) in [
+        ("step", "\"step\": 2", "\"step\": 3"),
+        ("adam_steps", "\"adam_steps\": 2", "\"adam_steps\": 1"),
+        ("lr", "\"lr\": 0.003", "\"lr\": 0.004"),
+        ("seed", "\"seed\": 1", "\"seed\": 2"),
+    ] {
+        let (out, step2) = two_step_run("edit");
+        let path = step2.join("state.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{field}: {text}");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+        let o = resume(&out, &["--steps", "4"]);
+        assert_eq!(o.status.code(), Some(2), "{field}");
+        assert!(stderr(&o).contains("state.json"), "{field}: {}", stderr(&o));
+        std::fs::remove_dir_all(out).ok();
+    }
+    let out = scratch("source");
+    std::fs::create_dir_all(&out).unwrap();
+    let data = out.join("data.txt");
+    std::fs::write(
+        &data,
+        "the quick brown fox jumps over the lazy dog. ".repeat(40),
+    )
+    .unwrap();
+    let source = format!("text={}", data.display());
+    let run = out.join("run");
+    let o = train_steps(&run, 2, &["--source", &source], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        &data,
+        "a different text entirely, of another length. ".repeat(40),
+    )
+    .unwrap();
+    let o = resume(&run, &["--steps", "4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("data.txt") && stderr(&o).contains("--allow-changed-data"),
+        "{}",
+        stderr(&o)
+    );
+    let o = resume(&run, &["--steps", "4", "--allow-changed-data"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// `metrics.jsonl` is cut back to its complete, valid records up to the checkpoint whatever
+/// follows them (invalid UTF-8, a torn line, a record of a later step), each bad line named in a
+/// warning, so a resumed run's metrics equal an uninterrupted run's.
+#[test]
+fn torn_metrics_are_cut_back_with_a_warning() {
+    let expected = extended_reference("metrics-ref");
+    let (out, _) = two_step_run("metrics");
+    let path = out.join("metrics.jsonl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.iter().filter(|&&b| b == b'\n').count();
+    bytes
+        .extend_from_slice(b"{\"step\": 3, \"loss\": 1.0}\n\xff\xfe not utf-8\n{\"step\": 4, \"lo");
+    std::fs::write(&path, &bytes).unwrap();
+    let o = resume(&out, &["--steps", "6"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    // The appended lines are n + 1 (a later step's record, dropped silently), n + 2 (not
+    // UTF-8) and n + 3 (torn).
+    let (bad, torn) = (format!("line {}:", n + 2), format!("line {}:", n + 3));
+    assert!(err.contains(&bad) && err.contains(&torn), "{err}");
+    assert!(!err.contains(&format!("line {}:", n + 1)), "{err}");
+    assert!(outcome(&out) == expected, "the resumed run differs");
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// The checkpoint protocol's durability events, in order: each file synced, the folder synced,
+/// renamed into place, its parent synced, then `latest` written, synced, renamed and the run
+/// folder synced. A kill cannot show a missing sync (the page cache outlives the process); this
+/// trace does.
+#[test]
+fn the_checkpoint_protocol_syncs_before_it_renames() {
+    use nexus_lab::fsio::trace;
+    use nexus_lab::llama::checkpoint;
+    let out = scratch("trace");
+    trace::start();
+    checkpoint::write(&out, 7, |dir| {
+        std::fs::write(dir.join("a.bin"), b"a").unwrap();
+        std::fs::write(dir.join("b.bin"), b"b").unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let events = trace::take();
+    let (root, tmp, done) = (
+        out.join("checkpoints"),
+        out.join("checkpoints/step-00000007.tmp"),
+        out.join("checkpoints/step-00000007"),
+    );
+    let expected = vec![
+        format!("sync_file {}", tmp.join("a.bin").display()),
+        format!("sync_file {}", tmp.join("b.bin").display()),
+        format!("sync_dir {}", tmp.display()),
+        format!("rename {} -> {}", tmp.display(), done.display()),
+        format!("sync_dir {}", root.display()),
+        format!("sync_file {}", out.join("latest.tmp").display()),
+        format!(
+            "rename {} -> {}",
+            out.join("latest.tmp").display(),
+            out.join("latest").display()
+        ),
+        format!("sync_dir {}", out.display()),
+    ];
+    assert_eq!(events, expected);
     std::fs::remove_dir_all(out).ok();
 }
 

@@ -16,15 +16,17 @@
 //!    directory is synced;
 //! 4. older `step-*` folders are removed.
 //!
-//! A `.tmp` is never read. A complete `step-N` that `latest` does not name yet (a kill between
-//! 2 and 3) is found by [`latest`], which takes the newest complete checkpoint. Leftovers of a
-//! killed write (`.tmp` folders and files, older checkpoints) are removed by [`clean`] when a
-//! run resumes and by the next write. `tests/reliability.rs` kills a training process at every
+//! A `.tmp` is never read. A resume takes the newest `step-N` folder whose files match the
+//! SHA-256 digests its `state.json` records (`super::state`), so a complete checkpoint that
+//! `latest` does not name yet (a kill between 2 and 3) is found, and a damaged or foreign one is
+//! skipped with a warning, never deleted: older checkpoints are removed only after a newer one
+//! has been written and named (4). Leftovers of a killed write (`.tmp` files and folders) are
+//! removed by [`remove_leftovers`] when a run resumes and by the next write. `tests/reliability.rs` kills a training process at every
 //! [`failpoint`] of this protocol and checks that `--resume` continues bit-identically and that
 //! later checkpoints succeed.
 
 use crate::error::{Error, Result};
-use crate::fsio::{io_error, sync_dir, sync_file};
+use crate::fsio::{create_dir_all, io_error, is_tmp, rename, sync_dir, sync_file};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -62,29 +64,34 @@ pub const FAILPOINTS: [&str; 6] = [
 
 /// Writes checkpoint `step`: `fill` writes the files into the folder it is given (calling
 /// [`failpoint`]`("checkpoint:model-written")` between files is its business); then the
-/// protocol above.
+/// protocol above. A `step-N` folder already there (from before a kill, or damaged) is replaced
+/// by this one; older checkpoints are removed only after the new one is complete and named.
 pub fn write(out: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let root = out.join("checkpoints");
-    std::fs::create_dir_all(&root).map_err(io_error(&root))?;
+    create_dir_all(&root)?;
     let (tmp, done) = (
         root.join(format!("{}.tmp", name(step))),
         root.join(name(step)),
     );
-    if done.exists() {
-        // The same step was checkpointed before a kill; that copy is complete.
-        return point_latest(out, step);
-    }
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
+    create_dir_all(&tmp)?;
     fill(&tmp)?;
-    for entry in std::fs::read_dir(&tmp).map_err(io_error(&tmp))? {
-        sync_file(&entry.map_err(io_error(&tmp))?.path())?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .map_err(io_error(&tmp))?
+        .map(|e| e.map(|e| e.path()).map_err(io_error(&tmp)))
+        .collect::<Result<_>>()?;
+    files.sort();
+    for file in &files {
+        sync_file(file)?;
     }
     sync_dir(&tmp)?;
     failpoint("checkpoint:files-written");
-    std::fs::rename(&tmp, &done).map_err(io_error(&tmp))?;
+    if done.exists() {
+        std::fs::remove_dir_all(&done).map_err(io_error(&done))?;
+    }
+    rename(&tmp, &done)?;
     sync_dir(&root)?;
     failpoint("checkpoint:renamed");
     point_latest(out, step)?;
@@ -98,45 +105,57 @@ fn point_latest(out: &Path, step: usize) -> Result<()> {
     std::fs::write(&tmp, format!("{}\n", name(step))).map_err(io_error(&tmp))?;
     sync_file(&tmp)?;
     failpoint("checkpoint:latest-tmp-written");
-    std::fs::rename(&tmp, &latest).map_err(io_error(&tmp))?;
+    rename(&tmp, &latest)?;
     sync_dir(out)?;
     failpoint("checkpoint:latest-renamed");
     Ok(())
 }
 
-/// Complete checkpoints, oldest first.
-fn complete(out: &Path) -> Result<Vec<(usize, PathBuf)>> {
+/// The `step-N` folders of `out/checkpoints/`, newest step first, each still to be verified
+/// by the caller; and a warning for every other entry there that is not a `.tmp` leftover (a
+/// file named like a checkpoint, a folder with another name), which is left alone.
+pub fn candidates(out: &Path) -> Result<(Vec<(usize, PathBuf)>, Vec<String>)> {
     let root = out.join("checkpoints");
-    let mut found = Vec::new();
+    let (mut found, mut warnings) = (Vec::new(), Vec::new());
     let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(found);
+        return Ok((found, warnings));
     };
     for entry in entries {
         let path = entry.map_err(io_error(&root))?.path();
+        if is_tmp(&path) {
+            continue;
+        }
         let step = path
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix("step-"))
             .and_then(|n| n.parse::<usize>().ok());
-        if let Some(step) = step {
-            found.push((step, path));
+        match step {
+            Some(step) if path.is_dir() => found.push((step, path)),
+            _ => warnings.push(format!(
+                "{} is not a checkpoint folder (step-N); ignored",
+                path.display()
+            )),
         }
     }
-    found.sort();
-    Ok(found)
+    found.sort_by(|a, b| b.cmp(a));
+    Ok((found, warnings))
 }
 
-/// Removes every checkpoint but `keep`'s, and leftovers of killed writes.
+/// Removes every `step-N` folder but `keep`'s (called once `keep` is complete and named in
+/// `latest`), and leftovers of killed writes.
 fn prune(out: &Path, keep: usize) -> Result<()> {
-    for (step, path) in complete(out)? {
+    for (step, path) in candidates(out)?.0 {
         if step != keep {
             std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
         }
     }
-    clean_tmp(out)
+    remove_leftovers(out)
 }
 
-fn clean_tmp(out: &Path) -> Result<()> {
+/// Removes what a killed write left behind (`.tmp` files and folders in the run folder and in
+/// `checkpoints/`); a `.tmp` is never complete, and nothing else is touched.
+pub fn remove_leftovers(out: &Path) -> Result<()> {
     for dir in [out.to_path_buf(), out.join("checkpoints")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -153,32 +172,6 @@ fn clean_tmp(out: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The checkpoint to resume from: the newest complete one (what `latest` names, or a newer
-/// one a kill kept `latest` from naming).
-pub fn latest(out: &Path) -> Result<PathBuf> {
-    let named = std::fs::read_to_string(out.join("latest"))
-        .ok()
-        .map(|s| out.join("checkpoints").join(s.trim()));
-    let newest = complete(out)?.pop().map(|(_, p)| p);
-    match (named, newest) {
-        (_, Some(newest)) => Ok(newest),
-        (Some(named), None) if named.is_dir() => Ok(named),
-        _ => Err(Error::Data(format!(
-            "no checkpoint in {} (expected {}/checkpoints/step-N)",
-            out.display(),
-            out.display()
-        ))),
-    }
-}
-
-/// Removes what a killed checkpoint write left behind, keeping the newest complete checkpoint.
-pub fn clean(out: &Path) -> Result<()> {
-    match complete(out)?.pop() {
-        Some((step, _)) => prune(out, step),
-        None => clean_tmp(out),
-    }
 }
 
 /// The advisory lock on a run directory, held for the run's life (released by the operating

@@ -22,5 +22,7 @@ pub use model::{cross_entropy, softmax_last_dim, Llama, LlamaConfig};
 pub use muon::Muon;
 pub use params::TensorParams;
 pub use runtime::configure_cpu;
-pub use state::{checkpoint_dir, ResumeRequest, RunState};
-pub use train::{StepStats, Trainer};
+pub use state::{
+    checkpoint_dir, newest_valid, ResumeRequest, RunState, SourceDigest, CHECKPOINT_FILES,
+};
+pub use train::{metrics_up_to, StepStats, Trainer};

@@ -17,7 +17,9 @@ use super::data::Source;
 use super::eval::{Evaluation, RunPoint};
 use super::model::{Llama, LlamaConfig};
 use super::params::TensorParams;
-use super::state::{check_model_config, ResumeRequest, RunState};
+use super::state::{
+    check_model_config, newest_valid, source_digests, ResumeRequest, RunState, SourceDigest,
+};
 use crate::error::{Error, Result};
 use crate::fsio::io_error;
 use crate::nexus::{pseudo_gradient, step_direction, InnerStep, NexusConfig, SourceGradients};
@@ -63,6 +65,7 @@ impl MicroBatches<'_> {
             return Err(Error::Diverged {
                 step: self.step,
                 loss,
+                checkpoint: None,
             });
         }
         self.losses.push(loss);
@@ -132,6 +135,10 @@ pub struct Trainer {
     outer: Outer,
     pub(super) step: usize,
     out: PathBuf,
+    /// The source files as this run read them, recorded in every checkpoint.
+    sources: Vec<SourceDigest>,
+    /// The step of the newest checkpoint written or resumed from.
+    last_checkpoint: Option<usize>,
     _lock: RunLock,
 }
 
@@ -157,12 +164,20 @@ impl Trainer {
         let lock = RunLock::acquire(out)?;
         if checkpoint::has_run(out) {
             if !replace {
+                let resumable = !checkpoint::candidates(out)?.0.is_empty();
                 return Err(Error::InvalidArgument {
                     name: "out",
-                    reason: format!(
-                        "{} holds a run already (metrics or checkpoints): --resume continues it, --force replaces it, or choose another --out",
-                        out.display()
-                    ),
+                    reason: if resumable {
+                        format!(
+                            "{} holds a run already: --resume continues it, --force replaces it, or choose another --out",
+                            out.display()
+                        )
+                    } else {
+                        format!(
+                            "{} holds a run that stopped before its first checkpoint (metrics only): --force starts it again, or choose another --out",
+                            out.display()
+                        )
+                    },
                 });
             }
             checkpoint::remove_run(out)?;
@@ -177,6 +192,7 @@ impl Trainer {
         dtype: DType,
         lock: RunLock,
     ) -> Result<Self> {
+        let sources = source_digests(&cfg)?;
         let data = cfg.dataset()?;
         let mut model = Llama::new(LlamaConfig::preset(&cfg.preset)?, cfg.seed, device, dtype)?;
         if cfg.precision == Precision::Bf16 {
@@ -210,6 +226,8 @@ impl Trainer {
             outer,
             step: 0,
             out: out.to_path_buf(),
+            sources,
+            last_checkpoint: None,
             _lock: lock,
         })
     }
@@ -221,8 +239,11 @@ impl Trainer {
 
     /// Continues the run checkpointed in `out`, with the changes `request` asks for where they
     /// are safe (see [`ResumeRequest`]) and an error where they are not. Leftovers of a killed
-    /// checkpoint write are removed first; the checkpoint's `config.json` must match its
-    /// configuration and `optimizer.safetensors` must hold every moment the optimizer had.
+    /// checkpoint write (`.tmp`) are removed first; nothing else is. The checkpoint taken is the
+    /// newest whose files match the digests its state records ([`super::state::newest_valid`]);
+    /// the source files must match theirs (unless the request allows changed data), the
+    /// checkpoint's `config.json` must match its configuration and `optimizer.safetensors` must
+    /// hold every moment the optimizer had.
     pub fn resume_with(
         out: &Path,
         device: &Device,
@@ -230,14 +251,15 @@ impl Trainer {
         request: &ResumeRequest,
     ) -> Result<Self> {
         let lock = RunLock::acquire(out)?;
-        checkpoint::clean(out)?;
-        let dir = checkpoint::latest(out)?;
-        let state = RunState::read(&dir)?;
+        checkpoint::remove_leftovers(out)?;
+        let (dir, state) = newest_valid(out)?;
         let step = state.step;
         let cfg = request.apply(state.config, step)?;
         cfg.validate()?;
+        request.check_sources(&state.sources, &source_digests(&cfg)?)?;
         check_model_config(&dir, &cfg)?;
         let mut t = Self::build(cfg, out, device, dtype, lock)?;
+        t.last_checkpoint = Some(step);
         t.model.load_params(&dir)?;
         t.params = t.model.params()?;
         t.step = step;
@@ -296,11 +318,20 @@ impl Trainer {
     /// worker already (a caller running several runs at once, each in a pool of its own), it
     /// stays there: Candle's pool is one per process, and runs handed to it would take turns.
     pub fn step(&mut self) -> Result<StepStats> {
-        if rayon::current_thread_index().is_some() {
-            return self.step_in_pool();
-        }
-        let device = self.model.device().clone();
-        device.with_context(|| self.step_in_pool())
+        let stats = if rayon::current_thread_index().is_some() {
+            self.step_in_pool()
+        } else {
+            let device = self.model.device().clone();
+            device.with_context(|| self.step_in_pool())
+        };
+        stats.map_err(|e| match e {
+            Error::Diverged { step, loss, .. } => Error::Diverged {
+                step,
+                loss,
+                checkpoint: self.last_checkpoint,
+            },
+            other => other,
+        })
     }
 
     fn step_in_pool(&mut self) -> Result<StepStats> {
@@ -370,6 +401,7 @@ impl Trainer {
                 return Err(Error::Diverged {
                     step: self.step + 1,
                     loss: f64::NAN,
+                    checkpoint: None,
                 })
             }
             other => other?,
@@ -379,6 +411,7 @@ impl Trainer {
             return Err(Error::Diverged {
                 step: self.step + 1,
                 loss,
+                checkpoint: None,
             });
         }
         let grad_norm = clip_norm(&mut grad, cfg.clip)?;
@@ -389,6 +422,7 @@ impl Trainer {
             return Err(Error::Diverged {
                 step: self.step + 1,
                 loss: f64::NAN,
+                checkpoint: None,
             });
         }
         self.model.set_params(&self.params)?;
@@ -403,7 +437,7 @@ impl Trainer {
 
     /// Writes a checkpoint of the current step (the protocol of [`checkpoint`]: a kill at any
     /// point leaves a resumable run).
-    pub fn checkpoint(&self) -> Result<()> {
+    pub fn checkpoint(&mut self) -> Result<()> {
         checkpoint::write(&self.out, self.step, |dir| {
             self.model.save(dir)?;
             checkpoint::failpoint("checkpoint:model-written");
@@ -426,10 +460,15 @@ impl Trainer {
                 adam_steps: adam_t,
                 config: self.cfg.clone(),
                 crate_version: crate::VERSION.into(),
+                files: Default::default(),
+                sources: self.sources.clone(),
+                state_sha256: String::new(),
                 step: self.step,
             }
-            .write(dir)
-        })
+            .seal_and_write(dir)
+        })?;
+        self.last_checkpoint = Some(self.step);
+        Ok(())
     }
 
     /// Appends one JSON line to `metrics.jsonl`.
@@ -446,20 +485,19 @@ impl Trainer {
     /// Drops metric lines written after the checkpoint being resumed.
     fn truncate_metrics(&self) -> Result<()> {
         let path = self.out.join("metrics.jsonl");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(&path)(e)),
         };
-        let kept: String = text
-            .lines()
-            .filter(|l| {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .and_then(|v| v["step"].as_u64())
-                    .is_some_and(|s| s as usize <= self.step)
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
-        crate::fsio::write_atomic(&path, kept.as_bytes())
+        let (kept, dropped) = metrics_up_to(&bytes, self.step);
+        for line in dropped {
+            crate::warn(&format!(
+                "{} line {line}: not a complete JSON record, dropped on resume",
+                path.display()
+            ));
+        }
+        crate::fsio::write_atomic(&path, &kept)
     }
 
     /// Runs to `cfg.steps`, logging, evaluating and checkpointing on the way. On a NaN or
@@ -538,6 +576,28 @@ impl Trainer {
     pub fn params(&self) -> &TensorParams {
         &self.params
     }
+}
+
+/// The records of a `metrics.jsonl` to keep when resuming at `step`: every complete line (ending
+/// in a newline) that is valid UTF-8 JSON with a `step` of at most `step`, whatever bytes
+/// surround it; and the 1-based numbers of the lines dropped for being torn, not UTF-8 or not
+/// JSON (records of later steps are dropped silently: the resumed run writes them again).
+pub fn metrics_up_to(bytes: &[u8], step: usize) -> (Vec<u8>, Vec<usize>) {
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let complete = line.ends_with(b"\n");
+        let record = std::str::from_utf8(line)
+            .ok()
+            .filter(|_| complete)
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+        match record.and_then(|v| v["step"].as_u64()) {
+            Some(s) if s as usize <= step => kept.extend_from_slice(line),
+            Some(_) => {}
+            None if line.iter().all(u8::is_ascii_whitespace) => {}
+            None => dropped.push(i + 1),
+        }
+    }
+    (kept, dropped)
 }
 
 /// A uniformly random unit direction in parameter space, a function of the seed and the step.
