@@ -111,10 +111,13 @@ fn point_latest(out: &Path, step: usize) -> Result<()> {
     Ok(())
 }
 
+/// A `step-N` folder: its step and path.
+pub type Candidate = (usize, PathBuf);
+
 /// The `step-N` folders of `out/checkpoints/`, newest step first, each still to be verified
 /// by the caller; and a warning for every other entry there that is not a `.tmp` leftover (a
 /// file named like a checkpoint, a folder with another name), which is left alone.
-pub fn candidates(out: &Path) -> Result<(Vec<(usize, PathBuf)>, Vec<String>)> {
+pub fn candidates(out: &Path) -> Result<(Vec<Candidate>, Vec<String>)> {
     let root = out.join("checkpoints");
     let (mut found, mut warnings) = (Vec::new(), Vec::new());
     let Ok(entries) = std::fs::read_dir(&root) else {
