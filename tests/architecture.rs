@@ -188,17 +188,14 @@ fn graph(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
                 .collect();
             match word.first().map(String::as_str) {
                 Some("crate" | "super" | "self") => paths.push(word),
-                Some(first) => {
+                Some(first)
                     if children
                         .iter()
-                        .any(|c| c.rsplit("::").next() == Some(first))
-                    {
-                        let mut p = vec!["self".to_string()];
-                        p.push(first.to_string());
-                        paths.push(p);
-                    }
+                        .any(|c| c.rsplit("::").next() == Some(first)) =>
+                {
+                    paths.push(vec!["self".to_string(), first.to_string()]);
                 }
-                None => {}
+                _ => {}
             }
         }
         let targets: BTreeSet<String> = paths
