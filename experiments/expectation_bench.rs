@@ -23,6 +23,7 @@
 use clap::Parser;
 use nalgebra::DVector;
 use nexus_lab::bench::{child, fmt_ratio, median, ratio, write_outputs};
+use nexus_lab::cli::limits as L;
 use nexus_lab::expectation::exact;
 use nexus_lab::fsio::io_error;
 use nexus_lab::nexus::NexusConfig;
@@ -48,7 +49,7 @@ const AGREEMENT: f64 = 1e-10;
 )]
 struct Cli {
     /// Rounds; in each, our engine and each peer run once, interleaved.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=L::REPEATS))]
     rounds: u64,
     /// Python with NumPy [default: .venv-peers/bin/python in the clone run from, where
     /// scripts/setup-peers.sh installs it].

@@ -15,6 +15,7 @@
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nexus_lab::bench::{child, fmt_ratio, median, ratio, write_outputs};
+use nexus_lab::cli::limits as L;
 use nexus_lab::cli::DeviceName;
 use nexus_lab::llama::{Kernels, Llama, LlamaConfig, Precision, TrainConfig, Trainer};
 use nexus_lab::params::ParamVec;
@@ -68,13 +69,13 @@ enum KernelChoice {
 #[derive(Args, Clone, Debug)]
 struct Geometry {
     /// Micro-batches per outer step (Nexus's K).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=L::BATCH as i64))]
     accum: u32,
     /// Sequences per micro-batch.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=L::BATCH as i64))]
     micro_batch: u32,
     /// Tokens per sequence.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=L::SEQ_LEN as i64))]
     seq_len: u32,
 }
 
@@ -100,10 +101,10 @@ struct Compare {
     #[arg(long, default_value = "tiny,small", value_delimiter = ',')]
     presets: Vec<String>,
     /// Timed steps per run (after two warm-up steps).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=L::STEPS as i64))]
     steps: u32,
     /// Interleaved repetitions.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=L::REPEATS as i64))]
     repeats: u32,
     /// The peer to run beside Candle.
     #[arg(long, value_enum, default_value_t = Peer::None)]
@@ -113,7 +114,7 @@ struct Compare {
     #[arg(long)]
     peer_python: Option<PathBuf>,
     /// Threads for Candle (default: every core; the peer uses its own default).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=L::THREADS as i64))]
     threads: Option<u32>,
     #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     kernels: KernelChoice,
@@ -133,10 +134,10 @@ struct Step {
     /// adamw, nexus, nexus-dot, nsgd, random, muon or muon+nexus.
     #[arg(long, default_value = "adamw")]
     variant: String,
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=L::STEPS as i64))]
     steps: u32,
     /// Untimed steps first.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=L::STEPS as i64))]
     warmup: u32,
     #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
     device: DeviceName,
@@ -148,7 +149,7 @@ struct Step {
     /// The paper's optimizer hyperparameters (Table 6, 1B runs) instead of the defaults.
     #[arg(long)]
     paper_hyperparameters: bool,
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=L::THREADS as i64))]
     threads: Option<u32>,
     #[command(flatten)]
     geometry: Geometry,
@@ -172,14 +173,14 @@ struct Throughput {
     preset: String,
     #[arg(long, default_value = "bf16")]
     dtype: String,
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=L::STEPS as i64))]
     steps: u32,
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=L::REPEATS as i64))]
     repeats: u32,
     #[arg(long, value_enum, default_value_t = DeviceName::Cuda)]
     device: DeviceName,
     /// The device's dense peak in TFLOP/s at this precision, for the MFU column.
-    #[arg(long)]
+    #[arg(long, value_parser = nexus_lab::cli::positive)]
     peak_tflops: Option<f64>,
     #[command(flatten)]
     geometry: Geometry,

@@ -12,6 +12,7 @@
 
 use clap::{Parser, ValueEnum};
 use nalgebra::DVector;
+use nexus_lab::cli::limits as L;
 use nexus_lab::metrics::{closeness, mean_loss, mean_pairwise_cosine};
 use nexus_lab::nexus::{InnerStep, Nexus, NexusConfig, Sampling};
 use nexus_lab::optim::{AdamW, AdamWConfig, NormalizedAdam, Optimizer, Sgd};
@@ -36,13 +37,13 @@ struct Args {
     #[arg(long, default_value = "anisotropic")]
     family: String,
     /// Dimension.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=L::COUNT))]
     dim: u64,
     /// Training tasks.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=L::COUNT))]
     tasks: u64,
     /// Inner steps per outer step (default: the number of tasks).
-    #[arg(long = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "K", value_parser = clap::value_parser!(u64).range(1..=L::COUNT))]
     k: Option<u64>,
     /// Inner step size gamma (> 0).
     #[arg(long, default_value_t = 0.05, value_parser = nexus_lab::cli::positive)]
@@ -51,10 +52,10 @@ struct Args {
     #[arg(long, default_value_t = 1.0, value_parser = nexus_lab::cli::non_negative)]
     spread: f64,
     /// Outer steps.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=L::STEPS))]
     steps: u64,
     /// Print every this many steps.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=L::STEPS))]
     every: u64,
     #[arg(long, value_enum, default_value_t = Outer::Adamw)]
     outer: Outer,
@@ -71,7 +72,7 @@ struct Args {
     #[arg(long)]
     without_replacement: bool,
     /// Held-out tasks.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=L::COUNT))]
     held_out: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -88,16 +89,7 @@ fn check_memory(family: &Family, dim: usize, tasks: usize) -> Result<()> {
         _ => 8.0 * 4.0 * d * d,
     };
     let need = per_task * tasks as f64;
-    let available = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kib| kib * 1024.0);
-    match available {
+    match nexus_lab::cli::available_memory() {
         Some(avail) if need > 0.8 * avail => Err(Error::InvalidArgument {
             name: "dim",
             reason: format!(

@@ -10,6 +10,7 @@
 //! ```
 
 use nexus_lab::claims::llama_pretrain::{self, Corpus, StudyConfig, HEADLINE_SEEDS};
+use nexus_lab::cli::limits as L;
 use nexus_lab::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,21 +27,21 @@ struct Cli {
     seed: u64,
     /// Run the whole study at this many master seeds (`--seed` and seeds hashed from it) and
     /// record the verdict at each: a verdict must not change with the master seed.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=L::MASTER_SEEDS))]
     master_seeds: u64,
     /// Training seeds of each ablation (>= 2, for paired intervals).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=L::SEEDS))]
     seeds: Option<u64>,
     /// Training seeds of AdamW and Nexus, the headline comparison (at least --seeds; default 100
     /// on the synthetic languages and 30 with --corpus, or --seeds when larger).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=L::SEEDS))]
     headline_seeds: Option<u64>,
     /// Training runs at once, each on one thread (default: one per core on the CPU, 1 on CUDA,
     /// where a run has the device to itself).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::THREADS))]
     jobs: Option<u64>,
     /// Outer steps per run (>= 6).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(6..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(6..=L::STEPS))]
     steps: Option<u64>,
     /// Model size: micro, tiny, small or base.
     #[arg(long, default_value = "tiny")]

@@ -12,6 +12,7 @@
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nexus_lab::claims::{self, Claim, Settings};
+use nexus_lab::cli::limits as L;
 use nexus_lab::report;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = Settings::default().seed)]
     seed: u64,
     /// Also evaluate at n - 1 further master seeds, recorded in SEEDS.md.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=L::SEEDS))]
     seeds: u64,
     /// Output folder (only for the default is README.md's verdict table updated).
     #[arg(long, default_value = DEFAULT_OUT, value_parser = nexus_lab::cli::output_dir)]

@@ -15,9 +15,10 @@
 use candle_core::DType;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nexus_lab::cli::limits as L;
 use nexus_lab::cli::DeviceName;
 use nexus_lab::llama::{
-    FileSource, Precision, ResumeRequest, Schedule, TrainConfig, Trainer, Variant,
+    FileSource, HeldOutSource, Precision, ResumeRequest, Schedule, TrainConfig, Trainer, Variant,
 };
 use nexus_lab::Result;
 use std::path::PathBuf;
@@ -51,16 +52,16 @@ struct Args {
     #[arg(long)]
     variant: Option<Variant>,
     /// Outer steps (with --resume: the new total).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::STEPS))]
     steps: Option<u64>,
     /// Micro-batches per outer step (Nexus's K).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::BATCH))]
     accum: Option<u64>,
     /// Sequences per micro-batch.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::BATCH))]
     micro_batch: Option<u64>,
     /// Tokens per sequence.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::SEQ_LEN))]
     seq_len: Option<u64>,
     /// Peak outer learning rate (>= 0).
     #[arg(long, value_parser = nexus_lab::cli::non_negative)]
@@ -78,7 +79,7 @@ struct Args {
     #[arg(long, value_parser = nexus_lab::cli::positive)]
     clip: Option<f64>,
     /// Linear warmup steps.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=L::STEPS))]
     warmup: Option<u64>,
     #[arg(long, value_enum)]
     schedule: Option<ScheduleName>,
@@ -87,15 +88,15 @@ struct Args {
     decay_fraction: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::STEPS))]
     eval_every: Option<u64>,
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::STEPS))]
     checkpoint_every: Option<u64>,
     /// Built-in synthetic training languages.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::COUNT))]
     languages: Option<u64>,
     /// Built-in held-out languages.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=L::COUNT))]
     held_out_languages: Option<u64>,
     /// How different the languages are (>= 0).
     #[arg(long, value_parser = nexus_lab::cli::non_negative)]
@@ -106,9 +107,9 @@ struct Args {
     /// A training source NAME=PATH[:WEIGHT] (repeatable).
     #[arg(long, value_parser = file_source)]
     source: Vec<FileSource>,
-    /// A held-out source NAME=PATH (repeatable).
-    #[arg(long, value_parser = file_source)]
-    held_out: Vec<FileSource>,
+    /// A held-out source NAME=PATH (repeatable; held-out sources take no weight).
+    #[arg(long, value_parser = held_out_source)]
+    held_out: Vec<HeldOutSource>,
     /// Compute precision: f32, or bf16 (bf16 compute, f32 master weights and optimizer state).
     #[arg(long)]
     dtype: Option<Precision>,
@@ -133,14 +134,30 @@ struct Args {
     allow_changed_data: bool,
 }
 
+fn held_out_source(spec: &str) -> std::result::Result<HeldOutSource, String> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, got `{spec}`"))?;
+    if let Some((_, w)) = path.rsplit_once(':') {
+        if w.parse::<f64>().is_ok() {
+            return Err(format!(
+                "held-out sources are not trained on and take no weight, got `{spec}`"
+            ));
+        }
+    }
+    Ok(HeldOutSource {
+        name: name.into(),
+        path: path.into(),
+    })
+}
+
 fn file_source(spec: &str) -> std::result::Result<FileSource, String> {
     let (name, rest) = spec
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=PATH[:WEIGHT], got `{spec}`"))?;
     let (path, weight) = match rest.rsplit_once(':') {
         Some((p, w)) => match w.parse::<f64>() {
-            Ok(w) if w.is_finite() && w >= 0.0 => (p, w),
-            Ok(w) => return Err(format!("weight must be finite and >= 0, got {w}")),
+            Ok(w) => (p, nexus_lab::cli::range::positive(w)?),
             Err(_) => (rest, 1.0),
         },
         None => (rest, 1.0),

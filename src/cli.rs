@@ -17,6 +17,40 @@ pub fn finish(program: &str, result: Result<()>) -> ExitCode {
     }
 }
 
+/// Upper bounds of the count flags: far above any run this toolkit is meant for, and low enough
+/// that nothing sized by them overflows or allocates before the checks that follow (the
+/// memory estimates of `nexus_run --dim` and of the Llama's batch, [`available_memory`]).
+pub mod limits {
+    /// Training or optimization steps, and the intervals counted in steps.
+    pub const STEPS: u64 = 1_000_000_000;
+    /// Training seeds of a study, and master seeds of `reproduce`.
+    pub const SEEDS: u64 = 10_000;
+    /// Master seeds of a Llama study (each one the whole study).
+    pub const MASTER_SEEDS: u64 = 100;
+    /// Threads, and runs at once.
+    pub const THREADS: u64 = 1024;
+    /// Repetitions and rounds of a benchmark.
+    pub const REPEATS: u64 = 100_000;
+    /// Micro-batches per step and sequences per micro-batch (the memory estimate bounds their
+    /// product with the sequence length).
+    pub const BATCH: u64 = 1 << 20;
+    /// Sequence length (a preset's positions bound it further).
+    pub const SEQ_LEN: u64 = 1 << 20;
+    /// Built-in synthetic languages, tasks and Nexus's inner steps.
+    pub const COUNT: u64 = 1 << 20;
+}
+
+/// The memory this machine has available, in bytes (Linux's `MemAvailable`; `None` elsewhere).
+pub fn available_memory() -> Option<f64> {
+    std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kib| kib * 1024.0)
+    })
+}
+
 /// A `clap` value parser for an output folder: a non-empty path.
 pub fn output_dir(s: &str) -> std::result::Result<PathBuf, String> {
     if s.trim().is_empty() {
@@ -45,37 +79,51 @@ pub fn finite(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// A `clap` value parser: a finite number > 0.
-pub fn positive(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if x > 0.0 {
+/// The ranges of real-valued settings, one definition for the flags (the value parsers below)
+/// and for configuration files (`llama::TrainConfig::validate`): each returns the value, or
+/// what is wrong with it.
+pub mod range {
+    /// A finite number > 0.
+    pub fn positive(x: f64) -> Result<f64, String> {
+        if x > 0.0 && x.is_finite() {
             Ok(x)
         } else {
-            Err(format!("must be > 0, got {x}"))
+            Err(format!("must be finite and > 0, got {x}"))
         }
-    })
-}
+    }
 
-/// A `clap` value parser: a finite number >= 0.
-pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
-        if x >= 0.0 {
+    /// A finite number >= 0.
+    pub fn non_negative(x: f64) -> Result<f64, String> {
+        if x >= 0.0 && x.is_finite() {
             Ok(x)
         } else {
-            Err(format!("must be >= 0, got {x}"))
+            Err(format!("must be finite and >= 0, got {x}"))
         }
-    })
-}
+    }
 
-/// A `clap` value parser: a number in [0, 1].
-pub fn fraction(s: &str) -> std::result::Result<f64, String> {
-    finite(s).and_then(|x| {
+    /// A number in [0, 1].
+    pub fn fraction(x: f64) -> Result<f64, String> {
         if (0.0..=1.0).contains(&x) {
             Ok(x)
         } else {
             Err(format!("must be in [0, 1], got {x}"))
         }
-    })
+    }
+}
+
+/// A `clap` value parser: a finite number > 0.
+pub fn positive(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(range::positive)
+}
+
+/// A `clap` value parser: a finite number >= 0.
+pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(range::non_negative)
+}
+
+/// A `clap` value parser: a number in [0, 1].
+pub fn fraction(s: &str) -> std::result::Result<f64, String> {
+    finite(s).and_then(range::fraction)
 }
 
 /// Where a training binary runs.

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device};
 use nexus_lab::corpus::{self, language, plain_text, LANGUAGES};
-use nexus_lab::llama::{FileSource, TrainConfig, Trainer, Variant};
+use nexus_lab::llama::{FileSource, HeldOutSource, TrainConfig, Trainer, Variant};
 use std::path::Path;
 use std::process::Command;
 
@@ -100,7 +100,13 @@ fn a_model_trains_on_the_sample_corpus() {
         eval_every: 4,
         checkpoint_every: 4,
         sources: vec![src("de"), src("fr")],
-        held_out: vec![src("nl")],
+        held_out: vec![{
+            let s = src("nl");
+            HeldOutSource {
+                name: s.name,
+                path: s.path,
+            }
+        }],
         ..TrainConfig::default()
     };
     let out = std::env::temp_dir().join(format!("nexus-lab-corpus-train-{}", std::process::id()));

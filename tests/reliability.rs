@@ -603,3 +603,109 @@ fn reports_are_labelled_per_report() {
     assert!(!dir.join("occupied.json.tmp").exists());
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Inputs that used to be accepted and should not be: each refused with a message naming it,
+/// from the TOML file and from the flags alike (one set of range checks).
+#[test]
+fn bad_sources_and_settings_are_refused_naming_them() {
+    use nexus_lab::llama::{FileSource, HeldOutSource, Source, TrainConfig};
+    let dir = scratch("inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("a.txt");
+    std::fs::write(&text, "some training text, long enough. ".repeat(20)).unwrap();
+    let other = dir.join("b.txt");
+    std::fs::write(&other, "other text, long enough as well. ".repeat(20)).unwrap();
+    let src = |name: &str, path: &Path, weight: f64| FileSource {
+        name: name.into(),
+        path: path.into(),
+        weight,
+    };
+    let invalid = |cfg: TrainConfig| cfg.validate().unwrap_err().to_string();
+    let base = TrainConfig::default();
+    // A held-out source that is a training source.
+    let e = invalid(TrainConfig {
+        sources: vec![src("a", &text, 1.0)],
+        held_out: vec![HeldOutSource {
+            name: "h".into(),
+            path: text.clone(),
+        }],
+        ..base.clone()
+    });
+    assert!(e.contains("held-out") && e.contains("a.txt"), "{e}");
+    // Duplicate and empty names.
+    let e = invalid(TrainConfig {
+        sources: vec![src("a", &text, 1.0), src("a", &other, 1.0)],
+        ..base.clone()
+    });
+    assert!(e.contains("two sources are named `a`"), "{e}");
+    let e = invalid(TrainConfig {
+        sources: vec![src(" ", &text, 1.0)],
+        ..base.clone()
+    });
+    assert!(e.contains("without a name"), "{e}");
+    // A weight of 0, from a configuration and from the flag.
+    let e = invalid(TrainConfig {
+        sources: vec![src("a", &text, 0.0)],
+        ..base.clone()
+    });
+    assert!(e.contains("weight") && e.contains("> 0"), "{e}");
+    let o = Command::new(TRAIN)
+        .args(["--source", &format!("a={}:0", text.display())])
+        .arg("--out")
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--source") && stderr(&o).contains("> 0"),
+        "{}",
+        stderr(&o)
+    );
+    // A JSONL whose texts are all empty.
+    let jsonl = dir.join("empty.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"text\": \"\"}\n{\"text\": \"\"}\n{\"text\": \"\"}\n",
+    )
+    .unwrap();
+    let e = Source::from_file("e", &jsonl).unwrap_err().to_string();
+    assert!(e.contains("no text"), "{e}");
+    // TOML: decay_fraction out of range, a weight under [[held_out]], an unknown key named at
+    // its own line.
+    let toml = dir.join("run.toml");
+    std::fs::write(&toml, "steps = 5\ndecay_fraction = 2.0\n").unwrap();
+    let e = TrainConfig::from_toml(&toml).unwrap_err().to_string();
+    assert!(e.contains("decay_fraction") && e.contains("[0, 1]"), "{e}");
+    std::fs::write(
+        &toml,
+        "steps = 5\n\n[[held_out]]\nname = \"x\"\npath = \"y\"\nweight = 2.0\n",
+    )
+    .unwrap();
+    let e = TrainConfig::from_toml(&toml).unwrap_err().to_string();
+    assert!(e.contains("key `weight` (line 6)"), "{e}");
+    std::fs::write(
+        &toml,
+        "steps = 5\n\n[[sources]]\nname = \"x\"\npath = \"y\"\nwieght = 2\n",
+    )
+    .unwrap();
+    let e = TrainConfig::from_toml(&toml).unwrap_err().to_string();
+    assert!(e.contains("key `wieght` (line 6)"), "{e}");
+    // A sequence longer than the preset's positions, and a batch that cannot fit in memory,
+    // refused before anything is allocated.
+    let e = invalid(TrainConfig {
+        seq_len: 1 << 40,
+        ..base.clone()
+    });
+    assert!(e.contains("seq_len") && e.contains("positions"), "{e}");
+    let e = invalid(TrainConfig {
+        micro_batch: 1 << 40,
+        ..base.clone()
+    });
+    assert!(e.contains("micro_batch") && e.contains("between 1 and"), "{e}");
+    let e = invalid(TrainConfig {
+        micro_batch: 1 << 20,
+        ..base
+    });
+    assert!(e.contains("micro_batch") && e.contains("GiB"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}

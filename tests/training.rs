@@ -4,7 +4,8 @@
 use candle_core::{DType, Device};
 use indicatif::ProgressBar;
 use nexus_lab::llama::{
-    checkpoint_dir, FileSource, Source, TrainConfig, Trainer, Variant, VALIDATION_ROWS,
+    checkpoint_dir, FileSource, HeldOutSource, Source, TrainConfig, Trainer, Variant,
+    VALIDATION_ROWS,
 };
 use nexus_lab::Error;
 use std::path::PathBuf;
@@ -239,10 +240,9 @@ fn user_text_sources_train() {
             path: dir.join("a.txt"),
             weight: 2.0,
         }],
-        held_out: vec![FileSource {
+        held_out: vec![HeldOutSource {
             name: "b".into(),
             path: dir.join("b.jsonl"),
-            weight: 1.0,
         }],
         ..small(Variant::Nexus, 3)
     };

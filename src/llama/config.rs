@@ -115,7 +115,7 @@ impl std::str::FromStr for Precision {
     }
 }
 
-/// A user data source.
+/// A user training source.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
@@ -123,9 +123,20 @@ pub struct FileSource {
     pub name: String,
     /// Plain text or `.jsonl` file.
     pub path: PathBuf,
-    /// Mixture weight (ignored for held-out sources).
+    /// Mixture weight (> 0; relative to the other sources').
     #[serde(default = "one")]
     pub weight: f64,
+}
+
+/// A user held-out source: evaluated, never trained on, so it has no weight (a `weight` key
+/// under `[[held_out]]` is an error).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldOutSource {
+    /// Source name.
+    pub name: String,
+    /// Plain text or `.jsonl` file.
+    pub path: PathBuf,
 }
 
 fn one() -> f64 {
@@ -181,7 +192,7 @@ pub struct TrainConfig {
     /// User training sources.
     pub sources: Vec<FileSource>,
     /// User held-out sources.
-    pub held_out: Vec<FileSource>,
+    pub held_out: Vec<HeldOutSource>,
     /// Compute precision.
     pub precision: Precision,
 }
@@ -228,18 +239,30 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Data(format!("cannot read config {}: {e}", path.display())))?;
         let cfg: Self = toml::from_str(&text).map_err(|e| {
-            // Name the key on the line the parser points at, so the message fits on one line.
-            let key = e.span().and_then(|span| {
-                let line = text[..span.start.min(text.len())].lines().count().max(1);
-                let src = text.lines().nth(line - 1)?;
-                let key = src.split('=').next()?.trim();
-                Some(format!(" key `{key}` (line {line}):"))
-            });
+            let message = e.message().trim();
+            // An unknown key: the parser's span covers the table holding it, so find the key's
+            // own line; otherwise the key on the line the span starts at.
+            let unknown = message
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split('`').next());
+            let at = unknown
+                .and_then(|key| {
+                    text.lines().enumerate().find_map(|(i, l)| {
+                        let k = l.split('=').next()?.trim();
+                        (l.contains('=') && k == key).then(|| (key.to_string(), i + 1))
+                    })
+                })
+                .or_else(|| {
+                    let span = e.span()?;
+                    let line = text[..span.start.min(text.len())].lines().count().max(1);
+                    let src = text.lines().nth(line - 1)?;
+                    Some((src.split('=').next()?.trim().to_string(), line))
+                });
             Error::Data(format!(
-                "config {}:{} {}",
+                "config {}:{} {message}",
                 path.display(),
-                key.unwrap_or_default(),
-                e.message().trim()
+                at.map(|(key, line)| format!(" key `{key}` (line {line}):"))
+                    .unwrap_or_default()
             ))
         })?;
         cfg.validate()?;
@@ -268,38 +291,112 @@ impl TrainConfig {
         }
     }
 
-    /// Checks every setting.
+    /// Checks every setting, with the same range checks as the flags ([`crate::cli::range`]):
+    /// counts, the sequence length against the preset's positions, the memory a step needs
+    /// against the memory available, and the sources (named, distinct, weighted > 0, none both
+    /// trained on and held out).
     pub fn validate(&self) -> Result<()> {
-        LlamaConfig::preset(&self.preset)?;
-        ensure(self.accum >= 1, "accum", || {
-            "need at least one micro-batch per step (K >= 1)".into()
-        })?;
-        ensure(self.micro_batch >= 1 && self.seq_len >= 1, "batch", || {
-            "micro_batch and seq_len must be >= 1".into()
-        })?;
-        for (name, v) in [
-            ("lr", self.lr),
-            ("muon_lr", self.muon_lr),
-            ("weight_decay", self.weight_decay),
-            ("decay_fraction", self.decay_fraction),
+        use crate::cli::{limits, range};
+        let shape = LlamaConfig::preset(&self.preset)?;
+        for (name, v, min, max) in [
+            ("steps", self.steps, 1, limits::STEPS),
+            ("accum", self.accum, 1, limits::BATCH),
+            ("micro_batch", self.micro_batch, 1, limits::BATCH),
+            (
+                "seq_len",
+                self.seq_len,
+                1,
+                shape.max_position_embeddings as u64,
+            ),
+            ("warmup", self.warmup, 0, limits::STEPS),
+            ("eval_every", self.eval_every, 1, u64::MAX),
+            ("checkpoint_every", self.checkpoint_every, 1, u64::MAX),
+            ("languages", self.languages, 0, limits::COUNT),
+            (
+                "held_out_languages",
+                self.held_out_languages,
+                0,
+                limits::COUNT,
+            ),
         ] {
-            ensure(v >= 0.0 && v.is_finite(), name, || {
-                format!("must be finite and >= 0, got {v}")
+            let v = v as u64;
+            ensure(v >= min && v <= max, name, || {
+                if name == "seq_len" {
+                    format!(
+                        "must be between 1 and the `{}` preset's {max} positions, got {v}",
+                        self.preset
+                    )
+                } else {
+                    format!("must be between {min} and {max}, got {v}")
+                }
             })?;
         }
-        ensure(
-            self.inner_lr > 0.0 && self.inner_lr.is_finite(),
-            "inner_lr",
-            || format!("gamma must be finite and > 0, got {}", self.inner_lr),
-        )?;
-        ensure(self.clip > 0.0, "clip", || {
-            format!("must be > 0, got {}", self.clip)
-        })?;
-        ensure(
-            self.language_spread >= 0.0 && self.language_spread.is_finite(),
-            "language_spread",
-            || "must be finite and >= 0".into(),
-        )
+        let check = |name: &'static str, r: std::result::Result<f64, String>| {
+            r.map(drop)
+                .map_err(|reason| Error::InvalidArgument { name, reason })
+        };
+        check("lr", range::non_negative(self.lr))?;
+        check("muon_lr", range::non_negative(self.muon_lr))?;
+        check("weight_decay", range::non_negative(self.weight_decay))?;
+        check("decay_fraction", range::fraction(self.decay_fraction))?;
+        check("inner_lr", range::positive(self.inner_lr))?;
+        check("clip", range::positive(self.clip))?;
+        check("language_spread", range::non_negative(self.language_spread))?;
+        let need = shape.training_bytes(self.micro_batch, self.seq_len);
+        if let Some(available) = crate::cli::available_memory() {
+            ensure(need <= 0.8 * available, "micro_batch", || {
+                format!(
+                    "{} sequences of {} tokens on the `{}` preset need about {:.1} GiB per micro-batch; {:.1} GiB are available",
+                    self.micro_batch,
+                    self.seq_len,
+                    self.preset,
+                    need / 2f64.powi(30),
+                    available / 2f64.powi(30)
+                )
+            })?;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut paths = std::collections::BTreeMap::new();
+        let all = self
+            .sources
+            .iter()
+            .map(|s| (&s.name, &s.path, Some(s.weight)))
+            .chain(self.held_out.iter().map(|s| (&s.name, &s.path, None)));
+        for (name, path, weight) in all {
+            ensure(!name.trim().is_empty(), "sources", || {
+                format!("a source without a name ({})", path.display())
+            })?;
+            ensure(names.insert(name.clone()), "sources", || {
+                format!("two sources are named `{name}`")
+            })?;
+            if let Some(w) = weight {
+                check("weight", range::positive(w)).map_err(|_| Error::InvalidArgument {
+                    name: "weight",
+                    reason: format!("source `{name}`: must be finite and > 0, got {w}"),
+                })?;
+            }
+            let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            let training = weight.is_some();
+            if let Some((other, other_training)) = paths.insert(key, (name.clone(), training)) {
+                return Err(Error::InvalidArgument {
+                    name: if training != other_training {
+                        "held_out"
+                    } else {
+                        "sources"
+                    },
+                    reason: format!(
+                        "sources `{other}` and `{name}` read the same file {}{}",
+                        path.display(),
+                        if training != other_training {
+                            ": a held-out source must not be trained on"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Learning rate at `step` (0-based).

@@ -115,6 +115,12 @@ impl Source {
                 out.extend_from_slice(t.as_bytes());
                 out.push(b'\n');
             }
+            if out.iter().all(|&b| b == b'\n') {
+                return Err(Error::Data(format!(
+                    "source `{name}` ({}) has no text: every \"text\" field is empty",
+                    path.display()
+                )));
+            }
             out
         } else {
             raw

@@ -14,7 +14,7 @@ mod runtime;
 mod state;
 mod train;
 
-pub use config::{FileSource, Precision, Schedule, TrainConfig, Variant};
+pub use config::{FileSource, HeldOutSource, Precision, Schedule, TrainConfig, Variant};
 pub use data::{DataSet, Skill, Source};
 pub use eval::{Evaluation, VALIDATION_ROWS};
 pub use fused::Kernels;

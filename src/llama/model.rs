@@ -113,6 +113,23 @@ impl LlamaConfig {
     }
 
     /// Total parameter count.
+    /// About how many bytes one micro-batch of `batch` sequences of `seq_len` tokens needs in
+    /// training (f32): the activations kept for the backward pass (per token and layer, the
+    /// block's inputs, its SwiGLU and attention intermediates and one row of attention
+    /// probabilities per head), the logits, and as much again for their gradients; the
+    /// parameters, gradients and two optimizer moments besides. An estimate for refusing a
+    /// batch that cannot fit before allocating it, not an accounting.
+    pub fn training_bytes(&self, batch: usize, seq_len: usize) -> f64 {
+        let (b, t) = (batch as f64, seq_len as f64);
+        let per_token_layer = 12.0 * self.hidden_size as f64
+            + 3.0 * self.intermediate_size as f64
+            + 2.0 * (self.num_attention_heads as f64) * t;
+        let per_token =
+            self.num_hidden_layers as f64 * per_token_layer + 3.0 * self.vocab_size as f64;
+        4.0 * (2.0 * b * t * per_token + 4.0 * self.num_parameters() as f64)
+    }
+
+    /// The number of parameters.
     pub fn num_parameters(&self) -> usize {
         self.parameter_shapes()
             .iter()

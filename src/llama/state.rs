@@ -32,12 +32,13 @@ pub struct SourceDigest {
 pub fn source_digests(cfg: &TrainConfig) -> Result<Vec<SourceDigest>> {
     cfg.sources
         .iter()
-        .chain(&cfg.held_out)
-        .map(|s| {
-            let (bytes, sha256) = sha256_file(&s.path)?;
+        .map(|s| (&s.name, &s.path))
+        .chain(cfg.held_out.iter().map(|s| (&s.name, &s.path)))
+        .map(|(name, path)| {
+            let (bytes, sha256) = sha256_file(path)?;
             Ok(SourceDigest {
-                name: s.name.clone(),
-                path: s.path.clone(),
+                name: name.clone(),
+                path: path.clone(),
                 bytes,
                 sha256,
             })

@@ -1,7 +1,9 @@
 //! Training the runs of one study: every (variant, training seed) pair under one master seed,
 //! several at once on one thread each, and what each run measures ([`Metric`]).
 
-use crate::llama::{FileSource, Source, TrainConfig, Trainer, Variant, VALIDATION_ROWS};
+use crate::llama::{
+    FileSource, HeldOutSource, Source, TrainConfig, Trainer, Variant, VALIDATION_ROWS,
+};
 use crate::stats::CI_LEVEL;
 use crate::Result;
 use candle_core::{DType, Device};
@@ -215,10 +217,15 @@ pub(super) fn run_one(
             .corpus
             .as_ref()
             .map_or(Vec::new(), |c| c.sources(&c.train)),
-        held_out: a
-            .corpus
-            .as_ref()
-            .map_or(Vec::new(), |c| c.sources(&c.held_out)),
+        held_out: a.corpus.as_ref().map_or(Vec::new(), |c| {
+            c.sources(&c.held_out)
+                .into_iter()
+                .map(|s| HeldOutSource {
+                    name: s.name,
+                    path: s.path,
+                })
+                .collect()
+        }),
         ..TrainConfig::default()
     };
     let dir = PathBuf::from("target/pretrain-runs").join(format!(
