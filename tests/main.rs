@@ -6,6 +6,7 @@ mod architecture;
 mod cli;
 mod corpus;
 mod derivatives;
+mod extremes;
 mod fused;
 mod llama;
 mod nexus;

@@ -701,11 +701,85 @@ fn bad_sources_and_settings_are_refused_naming_them() {
         micro_batch: 1 << 40,
         ..base.clone()
     });
-    assert!(e.contains("micro_batch") && e.contains("between 1 and"), "{e}");
+    assert!(
+        e.contains("micro_batch") && e.contains("between 1 and"),
+        "{e}"
+    );
     let e = invalid(TrainConfig {
         micro_batch: 1 << 20,
         ..base
     });
     assert!(e.contains("micro_batch") && e.contains("GiB"), "{e}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A Llama study stores each finished run under its `--out`: killed after five runs, it
+/// resumes from them (trains the other nine), a rerun with the same settings trains nothing
+/// and writes the same report, and a changed setting trains again and says which.
+#[test]
+fn a_killed_study_resumes_from_its_finished_runs() {
+    let out = scratch("study");
+    let study = |extra: &[&str], failpoint: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pretrain"));
+        c.args([
+            "--quick",
+            "--preset",
+            "micro",
+            "--seeds",
+            "2",
+            "--headline-seeds",
+            "2",
+            "--master-seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .args(extra)
+        .env("RAYON_NUM_THREADS", "1");
+        match failpoint {
+            Some(f) => c.env("NEXUS_LAB_FAILPOINT", f),
+            None => c.env_remove("NEXUS_LAB_FAILPOINT"),
+        };
+        c.output().unwrap()
+    };
+    // The report without its throughput line (a measurement of this machine's speed).
+    let report = || -> String {
+        std::fs::read_to_string(out.join("reports/llama-pretrain.json"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("Training throughput"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let killed = study(&["--steps", "6"], Some("pretrain:run-stored@5"));
+    assert!(!killed.status.success());
+    assert!(!out.join("reports/llama-pretrain.json").exists());
+    let resumed = study(&["--steps", "6"], None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("reused 5 of 14 runs") && stderr(&resumed).contains("trained 9"),
+        "{}",
+        stderr(&resumed)
+    );
+    let first = report();
+    let again = study(&["--steps", "6"], None);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("reused 14 of 14 runs") && stderr(&again).contains("trained 0"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(report(), first);
+    let changed = study(&["--steps", "7"], None);
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    assert!(
+        stderr(&changed).contains("reused 0 of 14")
+            && stderr(&changed)
+                .contains("settings that differ: config.checkpoint_every, config.steps"),
+        "{}",
+        stderr(&changed)
+    );
+    std::fs::remove_dir_all(out).ok();
 }

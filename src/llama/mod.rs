@@ -23,6 +23,7 @@ pub use muon::Muon;
 pub use params::TensorParams;
 pub use runtime::configure_cpu;
 pub use state::{
-    checkpoint_dir, newest_valid, ResumeRequest, RunState, SourceDigest, CHECKPOINT_FILES,
+    checkpoint_dir, newest_valid, source_digests, ResumeRequest, RunState, SourceDigest,
+    CHECKPOINT_FILES,
 };
 pub use train::{metrics_up_to, StepStats, Trainer};

@@ -34,6 +34,9 @@ use std::path::Path;
 
 /// The study at every master seed: the report of the first, with the verdict at each.
 pub fn run(a: &StudyConfig) -> Result<()> {
+    // One study per store at a time: two would train and store the same runs.
+    let store = a.out.join(".pretrain-runs").join(a.study_id());
+    let _lock = crate::llama::checkpoint::RunLock::acquire(&store)?;
     let device = a.device.device()?;
     let masters = crate::claims::common::replication_seeds(a.master_seed, a.master_seeds);
     let runs: usize = Variant::ALL.iter().map(|&v| a.seeds_of(v)).sum();

@@ -8,6 +8,7 @@ use crate::stats::CI_LEVEL;
 use crate::Result;
 use candle_core::{DType, Device};
 use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -152,6 +153,16 @@ impl Corpus {
 }
 
 impl StudyConfig {
+    /// The study's report id: `llama-pretrain` on the synthetic languages, `llama-manpages`
+    /// on the balanced manual pages, `llama-manpages-skewed` with a minority language.
+    pub fn study_id(&self) -> &'static str {
+        match &self.corpus {
+            None => "llama-pretrain",
+            Some(c) if c.minority.is_some() => "llama-manpages-skewed",
+            Some(_) => "llama-manpages",
+        }
+    }
+
     /// Training seeds of one variant.
     pub(super) fn seeds_of(&self, v: Variant) -> usize {
         match v {
@@ -179,6 +190,9 @@ impl StudyConfig {
 /// Means over seeds and their band `(lower, upper)`, one per abscissa.
 pub(super) type MeanBand = (Vec<f64>, (Vec<f64>, Vec<f64>));
 
+/// What one training run measured: stored under the study's `--out` as soon as the run ends,
+/// so a killed study resumes from its finished runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct RunResult {
     /// One value per [`Metric::ALL`].
     pub(super) metrics: [f64; 6],
@@ -193,6 +207,62 @@ pub(super) struct RunResult {
     pub(super) tokens_per_second: f64,
 }
 
+/// A stored run: the settings it ran under and what it measured. A stored run is reused only
+/// when its settings equal the ones a run would have now.
+#[derive(Serialize, Deserialize)]
+struct StoredRun {
+    settings: serde_json::Value,
+    result: RunResult,
+}
+
+/// Whether a run was trained or taken from the store, and why it was trained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Provenance {
+    /// Trained: nothing was stored for it.
+    Trained,
+    /// Taken from the store.
+    Reused,
+    /// Trained again: the stored run's settings differ (those that do).
+    Changed(String),
+}
+
+/// The folder a study stores its finished runs in: `<out>/.pretrain-runs/<study id>/<master>`.
+pub(super) fn store_dir(a: &StudyConfig, master: u64) -> PathBuf {
+    a.out
+        .join(".pretrain-runs")
+        .join(a.study_id())
+        .join(master.to_string())
+}
+
+/// The top-level and `config` keys whose values differ between two settings.
+fn differences(old: &serde_json::Value, new: &serde_json::Value) -> String {
+    let mut keys: Vec<String> = new
+        .as_object()
+        .into_iter()
+        .chain(old.as_object())
+        .flat_map(|o| o.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for k in keys {
+        if old.get(&k) != new.get(&k) {
+            if k == "config" {
+                out.push(
+                    differences(&old[&k], &new[&k])
+                        .split(", ")
+                        .map(|d| format!("config.{d}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+            } else {
+                out.push(k);
+            }
+        }
+    }
+    out.join(", ")
+}
+
 /// The seed of training run `index` under a master seed: hashed, so master seeds give
 /// independent replications and every variant sees the same seeds (paired comparisons).
 fn run_seed(master: u64, index: usize) -> u64 {
@@ -205,8 +275,15 @@ pub(super) fn run_one(
     master: u64,
     seed: usize,
     device: &Device,
-) -> Result<RunResult> {
+) -> Result<(RunResult, Provenance)> {
+    let (ft_steps, ft_lr) = (if a.quick { 5 } else { 20 }, 1e-3);
+    let defaults = TrainConfig::default();
+    // The study's sequences fit every preset (`micro` has 16 positions).
+    let seq_len = defaults
+        .seq_len
+        .min(crate::llama::LlamaConfig::preset(&a.preset)?.max_position_embeddings);
     let cfg = TrainConfig {
+        seq_len,
         preset: a.preset.clone(),
         variant,
         steps: a.steps,
@@ -228,13 +305,36 @@ pub(super) fn run_one(
         }),
         ..TrainConfig::default()
     };
-    let dir = PathBuf::from("target/pretrain-runs").join(format!(
-        "{}-{}{}-{seed}",
-        a.preset,
-        if a.corpus.is_some() { "manpages-" } else { "" },
-        variant.name()
-    ));
-    std::fs::remove_dir_all(&dir).ok();
+    let store = store_dir(a, master);
+    let stored = store.join(format!("{}-{seed}.json", variant.name()));
+    let settings = serde_json::json!({
+        "config": cfg,
+        "source_sha256": crate::llama::source_digests(&cfg)?,
+        "final_eval_rows": FINAL_EVAL_ROWS,
+        "closeness": {"steps": ft_steps, "lr": ft_lr},
+        "crate_version": crate::VERSION,
+    });
+    let mut provenance = Provenance::Trained;
+    if stored.exists() {
+        let text = crate::fsio::read_to_string(&stored)?;
+        match serde_json::from_str::<StoredRun>(&text) {
+            Ok(s) if s.settings == settings => return Ok((s.result, Provenance::Reused)),
+            Ok(s) => provenance = Provenance::Changed(differences(&s.settings, &settings)),
+            Err(e) => {
+                crate::warn(&format!(
+                    "{}: {e}; the run is trained again",
+                    stored.display()
+                ));
+                provenance = Provenance::Changed("unreadable".into());
+            }
+        }
+    }
+    // The run's own folder (its metrics and last checkpoint) lives only until its result is
+    // stored.
+    let dir = store.join(format!("{}-{seed}.run", variant.name()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(crate::fsio::io_error(&dir))?;
+    }
     let mut t = Trainer::new(cfg, &dir, device, DType::F32)?;
     let started = std::time::Instant::now();
     let mut curve = Vec::new();
@@ -266,7 +366,6 @@ pub(super) fn run_one(
         .iter()
         .sum::<f64>()
         / losses.len().min(10) as f64;
-    let (ft_steps, ft_lr) = (if a.quick { 5 } else { 20 }, 1e-3);
     let dist = |sources: &[Source]| -> Result<(f64, Vec<f64>)> {
         let (mut s, mut path) = (0.0, vec![0.0; 5]);
         for src in sources {
@@ -281,8 +380,7 @@ pub(super) fn run_one(
     let (train_sources, held) = (t.data.sources.clone(), t.data.held_out.clone());
     let (close_train, path) = dist(&train_sources)?;
     let (close_held, held_out_path) = dist(&held)?;
-    t.checkpoint()?;
-    Ok(RunResult {
+    let result = RunResult {
         metrics: [
             tail,
             pretraining,
@@ -296,7 +394,16 @@ pub(super) fn run_one(
         held_out_path,
         validation: e.validation.clone(),
         tokens_per_second,
-    })
+    };
+    drop(t);
+    let text = serde_json::to_string(&StoredRun {
+        settings,
+        result: result.clone(),
+    })?;
+    crate::fsio::write_atomic(&stored, text.as_bytes())?;
+    crate::llama::checkpoint::failpoint("pretrain:run-stored");
+    std::fs::remove_dir_all(&dir).map_err(crate::fsio::io_error(&dir))?;
+    Ok((result, provenance))
 }
 
 /// Runs every (variant, training-seed index) of `jobs` under one master seed, `a.jobs` at a
@@ -311,18 +418,56 @@ pub(super) fn run_all(
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<Vec<RunResult>> {
-    if a.jobs <= 1 {
-        return jobs
-            .iter()
+    let done = if a.jobs <= 1 {
+        jobs.iter()
             .map(|&(v, seed)| {
                 let r = run_one(a, v, master, seed, device);
                 bar.inc(1);
                 r
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        run_parallel(a, master, jobs, bar, device)?
+    };
+    let reused = done
+        .iter()
+        .filter(|(_, p)| *p == Provenance::Reused)
+        .count();
+    let changed: Vec<&str> = done
+        .iter()
+        .filter_map(|(_, p)| match p {
+            Provenance::Changed(why) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    if reused > 0 || !changed.is_empty() {
+        eprintln!(
+            "pretrain: master seed {master}: reused {reused} of {} runs stored in {}; trained {}{}",
+            done.len(),
+            store_dir(a, master).display(),
+            done.len() - reused,
+            match changed.first() {
+                Some(why) => format!(
+                    " ({} stored run(s) trained again; settings that differ: {why})",
+                    changed.len()
+                ),
+                None => String::new(),
+            }
+        );
     }
+    Ok(done.into_iter().map(|(r, _)| r).collect())
+}
+
+/// [`run_all`] with `a.jobs` runs at once, each on one thread.
+fn run_parallel(
+    a: &StudyConfig,
+    master: u64,
+    jobs: &[(Variant, usize)],
+    bar: &ProgressBar,
+    device: &Device,
+) -> Result<Vec<(RunResult, Provenance)>> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<RunResult>>>> =
+    let slots: Vec<Mutex<Option<Result<(RunResult, Provenance)>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let worker = || -> Result<()> {
         let pool = rayon::ThreadPoolBuilder::new()
