@@ -215,6 +215,9 @@ struct StoredRun {
     result: RunResult,
 }
 
+/// A finished run: what it measured and where that came from.
+type Finished = (RunResult, Provenance);
+
 /// Whether a run was trained or taken from the store, and why it was trained.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Provenance {
@@ -465,9 +468,9 @@ fn run_parallel(
     jobs: &[(Variant, usize)],
     bar: &ProgressBar,
     device: &Device,
-) -> Result<Vec<(RunResult, Provenance)>> {
+) -> Result<Vec<Finished>> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<(RunResult, Provenance)>>>> =
+    let slots: Vec<Mutex<Option<Result<Finished>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let worker = || -> Result<()> {
         let pool = rayon::ThreadPoolBuilder::new()
