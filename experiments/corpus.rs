@@ -39,7 +39,7 @@ enum Cmd {
         )]
         languages: Vec<String>,
         /// Output folder (git-ignored by default).
-        #[arg(long, default_value = "data/manpages", value_parser = nexus_lab::cli::output_dir)]
+        #[arg(long, default_value = "data/manpages", value_parser = nexus_lab::cli::output_dir())]
         out: PathBuf,
     },
 }

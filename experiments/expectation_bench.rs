@@ -60,7 +60,7 @@ struct Cli {
     #[arg(long)]
     slow_peer: bool,
     /// Write expectation_bench.md and .json here.
-    #[arg(long, value_parser = nexus_lab::cli::output_dir)]
+    #[arg(long, value_parser = nexus_lab::cli::output_dir())]
     out: Option<PathBuf>,
 }
 

@@ -49,7 +49,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = nexus_lab::cli::DeviceName::Cpu)]
     device: nexus_lab::cli::DeviceName,
     /// Output folder for the report and figure.
-    #[arg(long, default_value = "figures", value_parser = nexus_lab::cli::output_dir)]
+    #[arg(long, default_value = "figures", value_parser = nexus_lab::cli::output_dir())]
     out: PathBuf,
     /// Train on the manual-page corpus in this folder (written by `corpus fetch`) instead of
     /// the synthetic languages; the report is `llama-manpages`.

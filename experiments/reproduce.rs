@@ -7,7 +7,10 @@
 //! With `--seeds N` (default 5) every selected claim is also evaluated at N - 1 further master
 //! seeds hashed from `--seed`; each report records its verdict at every seed, and `SEEDS.md`
 //! (written with REPORT.md from all reports) lists them and any verdict that changes.
-//! Bad input prints a message and exits with code 2.
+//! Bad input prints a message and exits with code 2. One run per output folder (a lock); every
+//! file is written to `<out>/.staging/` first and installed together at the end, so a reader
+//! never finds a mix of two runs, and a killed run's leftovers are repaired by the next
+//! (`report::Publication`).
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,7 +40,7 @@ struct Args {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=L::SEEDS))]
     seeds: u64,
     /// Output folder (only for the default is README.md's verdict table updated).
-    #[arg(long, default_value = DEFAULT_OUT, value_parser = nexus_lab::cli::output_dir)]
+    #[arg(long, default_value = DEFAULT_OUT, value_parser = nexus_lab::cli::output_dir())]
     out: PathBuf,
 }
 
@@ -53,6 +56,12 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
             .map(|id| claims::find(id))
             .collect::<nexus_lab::Result<_>>()?
     };
+    // The output folder is locked for the run, a killed earlier run's leftovers are repaired,
+    // and everything is written to a staging folder first (report::Publication).
+    let mut publication = report::Publication::begin(&args.out)?;
+    // A report already there that cannot be read fails now, naming its file, not after the
+    // computation.
+    report::load_all(&args.out, &claims::ids())?;
     let base = Settings {
         seed: args.seed,
         quick: args.quick,
@@ -61,6 +70,7 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let seeds = claims::replication_seeds(base.seed, args.seeds as usize);
+    let staged = publication.dir().to_path_buf();
     for claim in &selected {
         let mut replications = Vec::new();
         let mut primary = None;
@@ -77,10 +87,12 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
             });
             primary.get_or_insert(r);
         }
-        let mut r = primary.expect("at least one seed");
+        let Some(mut r) = primary else {
+            continue;
+        };
         r.replications = replications;
-        report::write_json(&r, &args.out)?;
-        report::draw_figure(&r, &args.out.join(format!("{}.png", r.id)))?;
+        report::write_json(&r, &staged)?;
+        report::draw_figure(&r, &staged.join(format!("{}.png", r.id)))?;
         eprintln!(
             "{:>14}: {}{}",
             r.id,
@@ -92,23 +104,25 @@ fn run(args: &Args) -> nexus_lab::Result<()> {
             }
         );
     }
-    // REPORT.md covers every report on disk: claims not re-run and experiments' reports too.
-    let all = report::load_all(&args.out, &claims::ids())?;
-    // Reports not re-run here (other claims, experiments' reports) are re-saved and their
-    // figures redrawn from their data, so every file follows the current report format and
-    // plotting code.
+    // REPORT.md covers every report: this run's and those on disk (claims not re-run and
+    // experiments' reports), which are re-saved and their figures redrawn from their data so
+    // every file follows the current report format and plotting code.
+    let all = report::load_layered(&[&staged, &args.out], &claims::ids())?;
     for r in all
         .iter()
         .filter(|r| !selected.iter().any(|c| c.id() == r.id))
     {
-        report::write_json(r, &args.out)?;
-        report::draw_figure(r, &args.out.join(format!("{}.png", r.id)))?;
+        report::write_json(r, &staged)?;
+        report::draw_figure(r, &staged.join(format!("{}.png", r.id)))?;
     }
-    report::write_summary(&all, &args.out)?;
+    report::write_summary(&all, &staged)?;
     // The README's table mirrors the committed figures/ only; runs elsewhere leave it alone.
     if args.out == std::path::Path::new(DEFAULT_OUT) {
-        report::update_readme(std::path::Path::new("README.md"), &all)?;
+        let readme = std::path::Path::new("README.md");
+        let dest = publication.external(readme);
+        report::update_readme_into(readme, &all, &dest)?;
     }
+    publication.commit()?;
     Ok(())
 }
 

@@ -119,7 +119,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
     device: DeviceName,
     /// The run folder.
-    #[arg(long, default_value = "runs/default", value_parser = nexus_lab::cli::output_dir)]
+    #[arg(long, default_value = "runs/default", value_parser = nexus_lab::cli::output_dir())]
     out: PathBuf,
     /// Continue the run in --out (more --steps, new --eval-every or --checkpoint-every may be
     /// given; anything else must match the checkpoint).

@@ -51,13 +51,17 @@ pub fn available_memory() -> Option<f64> {
     })
 }
 
-/// A `clap` value parser for an output folder: a non-empty path.
-pub fn output_dir(s: &str) -> std::result::Result<PathBuf, String> {
-    if s.trim().is_empty() {
-        Err("must name a directory".into())
-    } else {
-        Ok(PathBuf::from(s))
-    }
+/// A `clap` value parser for an output folder: a non-empty path, in any encoding the operating
+/// system allows (a path that is not UTF-8 is a path).
+pub fn output_dir() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::OsStringValueParser::new().try_map(|s| {
+        if s.to_string_lossy().trim().is_empty() {
+            Err("must name a directory".to_string())
+        } else {
+            Ok(PathBuf::from(s))
+        }
+    })
 }
 
 /// Creates `dir` if needed and checks that a file can be written there, so that a bad output
@@ -72,33 +76,42 @@ pub fn check_writable(dir: &Path) -> Result<()> {
 /// A `clap` value parser: a finite number.
 pub fn finite(s: &str) -> std::result::Result<f64, String> {
     let x: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(format!("must be finite, got {x}"))
-    }
+    range::finite(x)
 }
 
 /// The ranges of real-valued settings, one definition for the flags (the value parsers below)
 /// and for configuration files (`llama::TrainConfig::validate`): each returns the value, or
 /// what is wrong with it.
 pub mod range {
-    /// A finite number > 0.
-    pub fn positive(x: f64) -> Result<f64, String> {
-        if x > 0.0 && x.is_finite() {
+    /// A finite number.
+    pub fn finite(x: f64) -> Result<f64, String> {
+        if x.is_finite() {
             Ok(x)
         } else {
-            Err(format!("must be finite and > 0, got {x}"))
+            Err(format!("must be finite, got {x}"))
         }
+    }
+
+    /// A finite number > 0.
+    pub fn positive(x: f64) -> Result<f64, String> {
+        finite(x).and_then(|x| {
+            if x > 0.0 {
+                Ok(x)
+            } else {
+                Err(format!("must be > 0, got {x}"))
+            }
+        })
     }
 
     /// A finite number >= 0.
     pub fn non_negative(x: f64) -> Result<f64, String> {
-        if x >= 0.0 && x.is_finite() {
-            Ok(x)
-        } else {
-            Err(format!("must be finite and >= 0, got {x}"))
-        }
+        finite(x).and_then(|x| {
+            if x >= 0.0 {
+                Ok(x)
+            } else {
+                Err(format!("must be >= 0, got {x}"))
+            }
+        })
     }
 
     /// A number in [0, 1].

@@ -155,6 +155,57 @@ pub fn write_with(
     sync_dir(&dir)
 }
 
+/// Aborts the process here when `NEXUS_LAB_FAILPOINT` names this point, as `NAME` or
+/// `NAME@K` (the K-th time the point is reached, counting from 1): the kill test's hook.
+pub fn failpoint(point: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Ok(spec) = std::env::var("NEXUS_LAB_FAILPOINT") else {
+        return;
+    };
+    let (target, nth) = match spec.split_once('@') {
+        Some((t, k)) => (t.to_string(), k.parse::<usize>().unwrap_or(1)),
+        None => (spec, 1),
+    };
+    if target == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+        std::process::abort();
+    }
+}
+
+/// An advisory lock on a folder (`File::try_lock` on a lock file in it), held while the value
+/// lives and released by the operating system when the process ends, however it ends.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Creates `dir` if needed and locks `dir/<file>`; when `holder` (e.g. "another training
+    /// process") holds it already, a clear error naming the folder.
+    pub fn acquire(dir: &Path, file: &str, holder: &str) -> Result<Self> {
+        create_dir_all(dir)?;
+        let path = dir.join(file);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Self { _file: f }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument {
+                name: "out",
+                reason: format!(
+                    "{} is in use by {holder} (locked {})",
+                    dir.display(),
+                    path.display()
+                ),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically ([`write_with`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, false, |tmp| {

@@ -147,7 +147,7 @@ fn one_process_per_run_folder_and_no_silent_overwrite() {
         "the replaced run's metrics are its own"
     );
     // While a process holds the folder, a second one gets a clear error.
-    let lock = nexus_lab::llama::checkpoint::RunLock::acquire(&out).unwrap();
+    let lock = nexus_lab::llama::checkpoint::lock_run(&out).unwrap();
     let second = resume(&out, &["--steps", "8"]);
     assert_eq!(second.status.code(), Some(2));
     assert!(
@@ -780,6 +780,106 @@ fn a_killed_study_resumes_from_its_finished_runs() {
                 .contains("settings that differ: config.checkpoint_every, config.steps"),
         "{}",
         stderr(&changed)
+    );
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// `reproduce` on one folder: a second run at once is refused; a run killed before its outputs
+/// are installed leaves the folder as it was (its staging folder is discarded by the next run);
+/// a run killed while installing is finished by the next run, so the folder ends up holding one
+/// run's outputs, never a mix; stale `.tmp` files are removed; a foreign report is named before
+/// any computation.
+#[test]
+fn reproduce_never_leaves_a_mix_of_two_runs() {
+    let out = scratch("publish");
+    let reproduce = |seed: &str, failpoint: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_reproduce"));
+        c.args([
+            "--quick",
+            "--seeds",
+            "1",
+            "--only",
+            "ctl-descent",
+            "--only",
+            "ctl-reptile",
+            "--seed",
+            seed,
+            "--out",
+        ])
+        .arg(&out);
+        match failpoint {
+            Some(f) => c.env("NEXUS_LAB_FAILPOINT", f),
+            None => c.env_remove("NEXUS_LAB_FAILPOINT"),
+        };
+        c.output().unwrap()
+    };
+    // The seed every report and REPORT.md name: one run's outputs, or a mix.
+    let seeds_seen = || -> Vec<String> {
+        let mut seen: Vec<String> = nexus_lab::report::load_all(&out, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.seed.to_string())
+            .collect();
+        let summary = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+        for s in ["11", "22"] {
+            if summary.contains(&format!("seed {s},")) {
+                seen.push(s.to_string());
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    let first = reproduce("11", None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(seeds_seen(), vec!["11"]);
+    // Killed after staging, before installing: nothing of seed 22 is installed.
+    let killed = reproduce("22", Some("publish:staged"));
+    assert!(!killed.status.success());
+    assert_eq!(seeds_seen(), vec!["11"]);
+    // Killed while installing (after the first file): the next run finishes the installation
+    // before its own work, so the folder holds seed 22's outputs only, then its own.
+    let killed = reproduce("22", Some("publish:installed-one@1"));
+    assert!(!killed.status.success());
+    assert!(out.join(".staging/COMMIT").is_file());
+    std::fs::write(out.join("reports/stale.json.tmp"), b"{").unwrap();
+    let lock = nexus_lab::fsio::DirLock::acquire(&out, ".publish.lock", "a test").unwrap();
+    let refused = reproduce("33", None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("in use"), "{}", stderr(&refused));
+    drop(lock);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reproduce"));
+    let repaired = c
+        .args([
+            "--quick",
+            "--seeds",
+            "1",
+            "--only",
+            "ctl-descent",
+            "--seed",
+            "22",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(repaired.status.success(), "{}", stderr(&repaired));
+    assert!(
+        stderr(&repaired).contains("finished installing"),
+        "{}",
+        stderr(&repaired)
+    );
+    assert_eq!(seeds_seen(), vec!["22"]);
+    assert!(!out.join("reports/stale.json.tmp").exists());
+    assert!(!out.join(".staging").exists());
+    // A foreign file among the reports: named, before any computation.
+    std::fs::write(out.join("reports/foreign.json"), b"[1, 2]").unwrap();
+    let foreign = reproduce("11", None);
+    assert_eq!(foreign.status.code(), Some(2));
+    assert!(
+        stderr(&foreign).contains("foreign.json") && !stderr(&foreign).contains("ctl-descent:"),
+        "{}",
+        stderr(&foreign)
     );
     std::fs::remove_dir_all(out).ok();
 }

@@ -25,9 +25,8 @@
 //! [`failpoint`] of this protocol and checks that `--resume` continues bit-identically and that
 //! later checkpoints succeed.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsio::{create_dir_all, io_error, is_tmp, rename, sync_dir, sync_file};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint folder's name for a step.
@@ -35,22 +34,7 @@ pub fn name(step: usize) -> String {
     format!("step-{step:08}")
 }
 
-/// Aborts the process here when `NEXUS_LAB_FAILPOINT` names this point, as `NAME` or
-/// `NAME@K` (the K-th time the point is reached, counting from 1): the kill test's hook.
-pub fn failpoint(point: &str) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static HITS: AtomicUsize = AtomicUsize::new(0);
-    let Ok(spec) = std::env::var("NEXUS_LAB_FAILPOINT") else {
-        return;
-    };
-    let (target, nth) = match spec.split_once('@') {
-        Some((t, k)) => (t.to_string(), k.parse::<usize>().unwrap_or(1)),
-        None => (spec, 1),
-    };
-    if target == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
-        std::process::abort();
-    }
-}
+pub use crate::fsio::failpoint;
 
 /// Every failpoint of [`write`], in protocol order.
 pub const FAILPOINTS: [&str; 6] = [
@@ -177,37 +161,12 @@ pub fn remove_leftovers(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The advisory lock on a run directory, held for the run's life (released by the operating
-/// system when the process ends, however it ends).
-#[derive(Debug)]
-pub struct RunLock {
-    _file: File,
-}
+/// The advisory lock on a run directory (`<out>/.lock`), held for the run's life.
+pub type RunLock = crate::fsio::DirLock;
 
-impl RunLock {
-    /// Creates `out` if needed and locks it; a second process gets a clear error.
-    pub fn acquire(out: &Path) -> Result<Self> {
-        std::fs::create_dir_all(out).map_err(io_error(out))?;
-        let path = out.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument {
-                name: "out",
-                reason: format!(
-                    "{} is in use by another training process (locked {})",
-                    out.display(),
-                    path.display()
-                ),
-            }),
-            Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
-        }
-    }
+/// Locks a run directory for a training process ([`crate::fsio::DirLock`]).
+pub fn lock_run(out: &Path) -> Result<RunLock> {
+    crate::fsio::DirLock::acquire(out, ".lock", "another training process")
 }
 
 /// True when `out` holds a run's files (metrics or checkpoints).

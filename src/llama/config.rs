@@ -321,7 +321,9 @@ impl TrainConfig {
         ] {
             let v = v as u64;
             ensure(v >= min && v <= max, name, || {
-                if name == "seq_len" {
+                if name == "accum" {
+                    format!("need at least one micro-batch per step (K >= 1) and at most {max}, got {v}")
+                } else if name == "seq_len" {
                     format!(
                         "must be between 1 and the `{}` preset's {max} positions, got {v}",
                         self.preset

@@ -161,7 +161,7 @@ impl Trainer {
     ) -> Result<Self> {
         // Checked before anything on disk is touched (`replace` removes a run).
         cfg.validate()?;
-        let lock = RunLock::acquire(out)?;
+        let lock = checkpoint::lock_run(out)?;
         if checkpoint::has_run(out) {
             if !replace {
                 let resumable = !checkpoint::candidates(out)?.0.is_empty();
@@ -250,7 +250,7 @@ impl Trainer {
         dtype: DType,
         request: &ResumeRequest,
     ) -> Result<Self> {
-        let lock = RunLock::acquire(out)?;
+        let lock = checkpoint::lock_run(out)?;
         checkpoint::remove_leftovers(out)?;
         let (dir, state) = newest_valid(out)?;
         let step = state.step;
@@ -455,7 +455,9 @@ impl Trainer {
                     map.insert(format!("muon.{i}"), t.clone());
                 }
             }
-            candle_core::safetensors::save(&map, dir.join("optimizer.safetensors"))?;
+            let optimizer = dir.join("optimizer.safetensors");
+            candle_core::safetensors::save(&map, &optimizer)
+                .map_err(|e| Error::Data(format!("writing {}: {e}", optimizer.display())))?;
             RunState {
                 adam_steps: adam_t,
                 config: self.cfg.clone(),

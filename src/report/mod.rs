@@ -13,6 +13,7 @@ mod claim_report;
 mod evidence;
 mod markdown;
 mod plot;
+mod publish;
 mod store;
 pub mod verdict;
 
@@ -23,5 +24,6 @@ pub use claim_report::{
 pub use evidence::{Hypothesis, Outcome, Test, Verdict};
 pub use markdown::{corrections, seed_table, verdict_table, write_summary};
 pub use plot::{draw_curve_figure, draw_figure, register_fonts};
-pub use store::{load_all, update_readme, write_json};
+pub use publish::Publication;
+pub use store::{load_all, load_layered, update_readme, update_readme_into, write_json};
 pub use verdict::{decide_tests, holm};

@@ -49,6 +49,15 @@ pub fn draw_figure(report: &ClaimReport, path: &Path) -> Result<()> {
             ..
         } => draw_curves(series, x_label, y_label, tmp, &title),
     })
+    .map_err(|e| naming(path, e))
+}
+
+/// A drawing error with the figure's path in it (the plotting library's own errors name none).
+fn naming(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Plot(m) => Error::Plot(format!("{}: {m}", path.display())),
+        other => other,
+    }
 }
 
 /// A figure of curves that is not a claim's main figure (an experiment's second figure), drawn
@@ -64,6 +73,7 @@ pub fn draw_curve_figure(
     write_with(path, true, |tmp| {
         draw_curves(series, x_label, y_label, tmp, title)
     })
+    .map_err(|e| naming(path, e))
 }
 
 fn bounds(values: impl Iterator<Item = f64>, positive: bool) -> (f64, f64) {

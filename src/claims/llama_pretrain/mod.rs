@@ -36,7 +36,8 @@ use std::path::Path;
 pub fn run(a: &StudyConfig) -> Result<()> {
     // One study per store at a time: two would train and store the same runs.
     let store = a.out.join(".pretrain-runs").join(a.study_id());
-    let _lock = crate::llama::checkpoint::RunLock::acquire(&store)?;
+    let _lock =
+        crate::fsio::DirLock::acquire(&store, ".lock", "another study storing its runs here")?;
     let device = a.device.device()?;
     let masters = crate::claims::common::replication_seeds(a.master_seed, a.master_seeds);
     let runs: usize = Variant::ALL.iter().map(|&v| a.seeds_of(v)).sum();
@@ -74,8 +75,11 @@ pub fn run(a: &StudyConfig) -> Result<()> {
     rep.findings.push(claim_table(&claims, &masters));
     rep.replications = replications;
     let id = rep.id.clone();
-    report::write_json(&rep, &a.out)?;
-    report::draw_figure(&rep, &a.out.join(format!("{id}.png")))?;
+    // Published like `reproduce`'s outputs: staged, then installed together (report::Publication).
+    let mut publication = report::Publication::begin(&a.out)?;
+    let staged = publication.dir().to_path_buf();
+    report::write_json(&rep, &staged)?;
+    report::draw_figure(&rep, &staged.join(format!("{id}.png")))?;
     report::draw_curve_figure(
         &interpolation,
         "t (0: trained model, 1: a language's fine-tuned minimum)",
@@ -84,13 +88,16 @@ pub fn run(a: &StudyConfig) -> Result<()> {
             100.0 * BAND_LEVEL
         ),
         &format!("{id}: loss along the line to the per-language minima (Fig. 7)"),
-        &a.out.join(format!("{id}-interpolation.png")),
+        &staged.join(format!("{id}-interpolation.png")),
     )?;
-    let all = report::load_all(&a.out, &crate::claims::ids())?;
-    report::write_summary(&all, &a.out)?;
+    let all = report::load_layered(&[&staged, &a.out], &crate::claims::ids())?;
+    report::write_summary(&all, &staged)?;
     if a.out == Path::new("figures") {
-        report::update_readme(Path::new("README.md"), &all)?;
+        let readme = Path::new("README.md");
+        let dest = publication.external(readme);
+        report::update_readme_into(readme, &all, &dest)?;
     }
+    publication.commit()?;
     eprintln!("pretrain: {}", rep.verdict.label());
     Ok(())
 }

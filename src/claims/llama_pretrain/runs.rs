@@ -404,7 +404,7 @@ pub(super) fn run_one(
         result: result.clone(),
     })?;
     crate::fsio::write_atomic(&stored, text.as_bytes())?;
-    crate::llama::checkpoint::failpoint("pretrain:run-stored");
+    crate::fsio::failpoint("pretrain:run-stored");
     std::fs::remove_dir_all(&dir).map_err(crate::fsio::io_error(&dir))?;
     Ok((result, provenance))
 }
