@@ -156,6 +156,47 @@ fn one_process_per_run_folder_and_no_silent_overwrite() {
         stderr(&second)
     );
     drop(lock);
+    // A --force with a bad setting is refused before the run there is removed.
+    let bad = train(&out, &["--force", "--seq-len", "1000"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(checkpoint_of(&out).join("model.safetensors").exists());
+    std::fs::remove_dir_all(&out).ok();
+    // A run killed before its first checkpoint (metrics only) is named as such: there is
+    // nothing to resume, --force starts it again.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("metrics.jsonl"), "{\"step\": 1, \"loss\": 5.5}\n").unwrap();
+    let again = train(&out, &[], None);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("stopped before its first checkpoint")
+            && stderr(&again).contains("--force"),
+        "{}",
+        stderr(&again)
+    );
+    let resumed = resume(&out, &[]);
+    assert_eq!(resumed.status.code(), Some(2));
+    assert!(
+        stderr(&resumed).contains("before its first checkpoint"),
+        "{}",
+        stderr(&resumed)
+    );
+    // A diverged run says whether a checkpoint is there to resume from.
+    let none = nexus_lab::Error::Diverged {
+        step: 3,
+        loss: f64::NAN,
+        checkpoint: None,
+    };
+    assert!(none
+        .to_string()
+        .contains("before any checkpoint was written"));
+    let some = nexus_lab::Error::Diverged {
+        step: 5,
+        loss: f64::INFINITY,
+        checkpoint: Some(4),
+    };
+    assert!(some
+        .to_string()
+        .contains("last checkpoint (step 4) is left intact"));
     std::fs::remove_dir_all(out).ok();
 }
 
