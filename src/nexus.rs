@@ -194,6 +194,45 @@ pub fn pseudo_gradient<P: ParamVec, S: SourceGradients<P> + ?Sized>(
     Ok(pg)
 }
 
+/// The first-order part of the pseudo-gradient along `indices`: the sum of the steps each
+/// source would take at the start point, `gamma sum_s ghat_s(x)` for normalized inner steps
+/// (`gamma sum_s g_s(x)` for raw ones). The pseudo-gradient departs from it by the inner loop's
+/// higher-order terms, the correction the paper's Thm 3.2 attributes Nexus's effect to.
+pub fn first_order_part<P: ParamVec, S: SourceGradients<P> + ?Sized>(
+    sources: &mut S,
+    start: &P,
+    indices: &[usize],
+    cfg: &NexusConfig,
+) -> Result<P> {
+    let mut first = start.zeros_like()?;
+    for &s in indices {
+        first.axpy(1.0, &step_direction(&sources.gradient(s, start)?, cfg)?)?;
+    }
+    Ok(first)
+}
+
+/// How far one pseudo-gradient departs from its first-order part ([`first_order_part`]): the
+/// relative size of the correction and the cosine between the two. A correction of relative
+/// size near 0 (cosine near 1) means the step was normalized SGD fed to the outer optimizer, and
+/// the mechanism the paper proposes had nothing to act with.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CorrectionStrength {
+    /// `||pg - first|| / ||first||`.
+    pub relative: f64,
+    /// `cos(pg, first)`.
+    pub cosine: f64,
+}
+
+impl CorrectionStrength {
+    /// The strength of `pg` against its first-order part `first`.
+    pub fn of<P: ParamVec>(pg: &P, first: &P) -> Result<Self> {
+        let first_norm = first.norm()?;
+        let relative = pg.minus(first)?.norm()? / first_norm;
+        let cosine = pg.dot(first)? / (pg.norm()? * first_norm);
+        Ok(Self { relative, cosine })
+    }
+}
+
 /// Draws the K source indices of one outer step.
 pub fn sample_indices<R: Rng + ?Sized>(
     cfg: &NexusConfig,

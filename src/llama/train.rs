@@ -22,7 +22,9 @@ use super::state::{
 };
 use crate::error::{Error, Result};
 use crate::fsio::io_error;
-use crate::nexus::{pseudo_gradient, step_direction, InnerStep, NexusConfig, SourceGradients};
+use crate::nexus::{
+    first_order_part, pseudo_gradient, CorrectionStrength, InnerStep, NexusConfig, SourceGradients,
+};
 use crate::optim::{clip_norm, AdamW, AdamWConfig, NormalizedAdam, Optimizer};
 use crate::params::ParamVec;
 use candle_core::{DType, Device, Tensor};
@@ -121,6 +123,10 @@ pub struct StepStats {
     pub lr: f64,
     /// Norm of the (pseudo-)gradient before clipping.
     pub grad_norm: f64,
+    /// At evaluation steps, for the variants whose update is a pseudo-gradient: how far it
+    /// departs from its first-order part ([`CorrectionStrength`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<CorrectionStrength>,
 }
 
 /// A training run.
@@ -364,6 +370,14 @@ impl Trainer {
             },
             ..NexusConfig::new(cfg.accum, cfg.inner_lr)?
         };
+        // The correction's strength is measured at the evaluation steps (K more gradients at
+        // the start point each time), for the variants whose update is a pseudo-gradient.
+        let next = self.step + 1;
+        let measure = matches!(
+            cfg.variant,
+            Variant::Nexus | Variant::NexusDot | Variant::MuonNexus | Variant::Random
+        ) && (next.is_multiple_of(cfg.eval_every.max(1)) || next == cfg.steps);
+        let mut correction = None;
         // A gradient that overflows inside the inner loop is divergence too, reported as such
         // (the loss of that step is undefined), so the last checkpoint is kept.
         let grad = (|| -> Result<TensorParams> {
@@ -378,20 +392,26 @@ impl Trainer {
                     sum
                 }
                 Variant::Nexus | Variant::NexusDot | Variant::MuonNexus => {
-                    pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?
+                    let pg = pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?;
+                    if measure {
+                        // Measured without entering the step's loss: the loss reported is the
+                        // inner trajectory's, as on steps that are not measured.
+                        let seen = oracle.losses.len();
+                        let first = first_order_part(&mut oracle, &self.params, &order, &nexus)?;
+                        oracle.losses.truncate(seen);
+                        correction = Some(CorrectionStrength::of(&pg, &first)?);
+                    }
+                    pg
                 }
                 Variant::Random => {
                     let pg = pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?;
-                    let mut first = self.params.zeros_like()?;
-                    for i in 0..cfg.accum {
-                        first.axpy(
-                            1.0,
-                            &step_direction(&oracle.gradient(i, &self.params)?, &nexus)?,
-                        )?;
+                    let mut first = first_order_part(&mut oracle, &self.params, &order, &nexus)?;
+                    if measure {
+                        correction = Some(CorrectionStrength::of(&pg, &first)?);
                     }
-                    let correction = pg.minus(&first)?.norm()?;
+                    let size = pg.minus(&first)?.norm()?;
                     let u = random_unit(&self.params, self.data.seed, self.step)?;
-                    first.axpy(correction, &u)?;
+                    first.axpy(size, &u)?;
                     first
                 }
             })
@@ -432,6 +452,7 @@ impl Trainer {
             loss,
             lr,
             grad_norm,
+            correction,
         })
     }
 

@@ -281,6 +281,36 @@ pub(super) fn study(
             parts.join("; ")
         ));
     }
+    // How active Nexus's correction was: its size against the first-order part, over every
+    // measurement (the evaluation steps) of every run of each variant that has one.
+    let mut strengths = Vec::new();
+    for (vi, v) in Variant::ALL.iter().enumerate() {
+        let relative: Vec<f64> = results[vi]
+            .iter()
+            .flat_map(|r| r.correction.iter().map(|c| c.relative))
+            .collect();
+        let cosine: Vec<f64> = results[vi]
+            .iter()
+            .flat_map(|r| r.correction.iter().map(|c| c.cosine))
+            .collect();
+        if let (Some((lo, med, hi)), Some((clo, cmed, chi))) = (
+            crate::stats::min_median_max(&relative),
+            crate::stats::min_median_max(&cosine),
+        ) {
+            strengths.push(format!(
+                "{} {med:.3e} [{lo:.3e}, {hi:.3e}], cosine {cmed:.6} [{clo:.6}, {chi:.6}]",
+                v.name()
+            ));
+        }
+    }
+    if !strengths.is_empty() {
+        findings.push(format!(
+            "Correction strength, ||pg - gamma sum_i ghat_i|| / ||gamma sum_i ghat_i|| with ghat_i the normalized micro-batch gradients at the step's start (median [range] over the evaluation steps of every run; gamma = {}, K = {}), and the cosine between pg and its first-order part: {}.",
+            TrainConfig::default().inner_lr,
+            TrainConfig::default().accum,
+            strengths.join("; ")
+        ));
+    }
     let speeds: Vec<String> = Variant::ALL
         .iter()
         .enumerate()

@@ -205,6 +205,10 @@ pub(super) struct RunResult {
     /// Validation loss per training source.
     pub(super) validation: Vec<(String, f64)>,
     pub(super) tokens_per_second: f64,
+    /// The correction strength at each evaluation step (variants whose update is a
+    /// pseudo-gradient; empty for the others).
+    #[serde(default)]
+    pub(super) correction: Vec<crate::nexus::CorrectionStrength>,
 }
 
 /// A stored run: the settings it ran under and what it measured. A stored run is reused only
@@ -345,8 +349,11 @@ pub(super) fn run_one(
     // evaluation's, on the same rows.
     let mut cosines = Vec::new();
     let mut losses = Vec::new();
+    let mut correction = Vec::new();
     while t.step_count() < t.cfg.steps {
-        losses.push(t.step()?.loss);
+        let stats = t.step()?;
+        losses.push(stats.loss);
+        correction.extend(stats.correction);
         if t.step_count() % t.cfg.eval_every == 0 {
             curve.push((t.step_count() as f64, t.held_out_mean_on(VALIDATION_ROWS)?));
             if t.step_count() < t.cfg.steps {
@@ -397,6 +404,7 @@ pub(super) fn run_one(
         held_out_path,
         validation: e.validation.clone(),
         tokens_per_second,
+        correction,
     };
     drop(t);
     let text = serde_json::to_string(&StoredRun {
