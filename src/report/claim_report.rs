@@ -283,6 +283,10 @@ pub struct ClaimReport {
     /// For a claim that fails as stated: the proof step where it breaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_fault: Option<String>,
+    /// For an empirical claim tested at one scale: that scale (parameters, tokens), to which
+    /// its verdict is confined ("not reproduced at this scale" rather than a bare `fails`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<String>,
     /// Families covered by the deciding reading.
     pub families: Vec<String>,
     /// Ratios of the deciding reading.
@@ -305,6 +309,21 @@ impl ClaimReport {
     /// Whether a control reached the verdict expected of it (`None` for a claim).
     pub fn control_passed(&self) -> Option<bool> {
         self.control.map(|c| c.expected == self.verdict)
+    }
+
+    /// The verdict with the scale it is confined to, when the claim was tested at one scale:
+    /// `fails (not reproduced at this scale: ...)`.
+    pub fn verdict_text(&self) -> String {
+        match &self.scale {
+            Some(scale) if self.verdict == Verdict::Fails => {
+                format!(
+                    "{} (not reproduced at this scale: {scale})",
+                    self.verdict.label()
+                )
+            }
+            Some(scale) => format!("{} (at this scale: {scale})", self.verdict.label()),
+            None => self.verdict.label().to_string(),
+        }
     }
 
     /// The deciding reading's description.

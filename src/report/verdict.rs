@@ -192,6 +192,7 @@ impl ClaimReport {
             control: None,
             replications: Vec::new(),
             proof_fault: None,
+            scale: None,
             families: Vec::new(),
             tightness: None,
             counterexample: None,

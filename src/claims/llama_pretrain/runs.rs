@@ -13,6 +13,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// The smallest held-out (out-of-distribution) loss gain the paper reports at any model size,
+/// relative to AdamW: Table 9, 300M parameters, 1.474 -> 1.469 (0.34%; 130M 0.64%, 520M 0.35%,
+/// 1.2B 0.44%, 2.3B 0.92%; Table 1's 3B 0.9%). The paper argues the gain grows with size, so at
+/// our scale its own prediction is at most this.
+pub const NEAREST_SCALE_GAIN: f64 = 0.0034;
+
 /// What a run measures, each compared between a variant and AdamW.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -46,16 +52,16 @@ impl Metric {
         self != Metric::GradientCosine
     }
 
-    /// The paper's effect sizes. Table 1: out-of-distribution loss 1.302 -> 1.290 at the same
-    /// pretraining loss (0.9%); "no effect" is decided when an effect of 0.9% of the AdamW mean
-    /// is excluded (for losses and closeness). Table 4: gradient similarity over the pretraining
-    /// set 0.4499 -> 0.4661, an absolute +0.0162 (our cosines lie near 0, so a share of the
-    /// AdamW level would mean nothing).
+    /// The paper's effect sizes at the nearest scale it reports. Losses and closeness: the
+    /// smallest held-out gain the paper reports at any model size ([`NEAREST_SCALE_GAIN`]), so
+    /// "no effect" means that even the paper's smallest effect is excluded. Gradient similarity:
+    /// Table 4, 0.4499 -> 0.4661 over the pretraining set, an absolute +0.0162, the one size it
+    /// reports (our cosines lie near 0, so a share of the AdamW level would mean nothing).
     pub fn effect_size(self, baseline: f64) -> f64 {
         if self == Metric::GradientCosine {
             0.4661 - 0.4499
         } else {
-            0.009 * baseline.abs()
+            NEAREST_SCALE_GAIN * baseline.abs()
         }
     }
 }
