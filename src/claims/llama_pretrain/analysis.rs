@@ -286,14 +286,10 @@ pub(super) fn study(
     // measurement (the evaluation steps) of every run of each variant that has one.
     let mut strengths = Vec::new();
     for (vi, v) in Variant::ALL.iter().enumerate() {
-        let relative: Vec<f64> = results[vi]
+        let (relative, cosine): (Vec<f64>, Vec<f64>) = results[vi]
             .iter()
-            .flat_map(|r| r.correction.iter().map(|c| c.relative))
-            .collect();
-        let cosine: Vec<f64> = results[vi]
-            .iter()
-            .flat_map(|r| r.correction.iter().map(|c| c.cosine))
-            .collect();
+            .flat_map(|r| r.correction.iter().map(|c| (c.relative, c.cosine)))
+            .unzip();
         if let (Some((lo, med, hi)), Some((clo, cmed, chi))) = (
             crate::stats::min_median_max(&relative),
             crate::stats::min_median_max(&cosine),
