@@ -98,34 +98,125 @@ fn bounds(values: impl Iterator<Item = f64>, positive: bool) -> (f64, f64) {
     }
 }
 
-/// measured / claimed against claimed, one colour per reading, with the line ratio = 1.
+/// A tick label people can read: `0`, up to four significant digits between 1e-3 and 1e4, and
+/// `1e-11` or `2.5e14` (no trailing zeros, no float noise like `1.0000000000000001e-11`)
+/// outside.
+pub fn tick(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if (1e-3..1e4).contains(&a) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        return s.to_string();
+    }
+    let e = a.log10().floor() as i32;
+    let m = v / 10f64.powi(e);
+    let m = format!("{m:.2}");
+    let m = m.trim_end_matches('0').trim_end_matches('.');
+    if m == "1" {
+        format!("1e{e}")
+    } else if m == "-1" {
+        format!("-1e{e}")
+    } else {
+        format!("{m}e{e}")
+    }
+}
+
+/// measured / claimed against claimed, one colour per reading, with the line ratio = 1. The
+/// ratio axis is logarithmic (drawn as log10 with labels `1e-11`, `1e3`) when the positive
+/// ratios span more than two decades, else linear; on a log axis a ratio of 0 or below cannot be
+/// drawn, and the reading's legend entry says how many were left out.
 fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let pts: Vec<(f64, f64)> = report
+    // (position in the report, claimed, ratio) of every drawable instance.
+    let pts: Vec<(usize, f64, f64)> = report
         .instances
         .iter()
-        .filter_map(|i| Some((i.claimed, i.ratio?)))
+        .enumerate()
+        .filter(|(_, i)| i.claimed > 0.0)
+        .filter_map(|(k, i)| Some((k, i.claimed, i.ratio?)))
         .collect();
-    let (xlo, xhi) = bounds(pts.iter().map(|p| p.0), true);
-    let (ylo, yhi) = bounds(pts.iter().map(|p| p.1).chain([1.0, 0.0]), false);
+    let (rmin, rmax) = pts
+        .iter()
+        .filter(|p| p.2 > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.2), hi.max(p.2))
+        });
+    let log_y = rmin > 0.0 && rmax / rmin > 100.0;
+    let ty = move |r: f64| if log_y { r.log10() } else { r };
+    // When every claimed side is the same (a tolerance), the instances are spread along x by
+    // their position instead of piling up on one abscissa; otherwise x is log10(claimed).
+    let (cmin, cmax) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    let by_position = cmax <= cmin * 1.01;
+    let tx = move |k: usize, claimed: f64| {
+        if by_position {
+            k as f64
+        } else {
+            claimed.log10()
+        }
+    };
+    let (xlo, xhi) = if by_position {
+        (-1.0, report.instances.len() as f64)
+    } else {
+        let (lo, hi) = bounds(pts.iter().map(|p| p.1), true);
+        (lo.log10(), hi.log10())
+    };
+    let (ylo, yhi) = if log_y {
+        let (lo, hi) = (rmin.min(1.0).log10(), rmax.max(1.0).log10());
+        let pad = ((hi - lo) * 0.05).max(0.1);
+        (lo - pad, hi + pad)
+    } else {
+        bounds(pts.iter().map(|p| p.2).chain([1.0, 0.0]), false)
+    };
+    let y_tick = move |v: &f64| {
+        if log_y {
+            tick(10f64.powf(*v))
+        } else {
+            tick(*v)
+        }
+    };
+    let x_tick = move |v: &f64| {
+        if by_position {
+            format!("{v:.0}")
+        } else {
+            tick(10f64.powf(*v))
+        }
+    };
+    let x_desc = if by_position {
+        format!("instance (every claimed side is {})", tick(cmin))
+    } else {
+        "claimed side (log scale)".to_string()
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi)
+        .y_label_area_size(80)
+        .build_cartesian_2d(xlo..xhi, ylo..yhi)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("claimed side")
-        .y_desc("measured / claimed")
+        .x_desc(x_desc)
+        .y_desc(if log_y {
+            "measured / claimed (log scale)"
+        } else {
+            "measured / claimed"
+        })
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(plot_err)?;
     chart
         .draw_series(DashedLineSeries::new(
-            [(xlo, 1.0), (xhi, 1.0)],
+            [(xlo, ty(1.0)), (xhi, ty(1.0))],
             8,
             5,
             BLACK.stroke_width(2),
@@ -135,15 +226,27 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
     for (vi, reading) in report.readings.iter().enumerate() {
         let color = PALETTE[vi % PALETTE.len()];
-        let data: Vec<(f64, f64)> = report
-            .instances_of(&reading.name)
-            .filter(|i| i.claimed > 0.0)
-            .filter_map(|i| Some((i.claimed, i.ratio?)))
+        let all: Vec<&(usize, f64, f64)> = pts
+            .iter()
+            .filter(|p| report.instances[p.0].reading == reading.name)
+            .collect();
+        let data: Vec<(f64, f64)> = all
+            .iter()
+            .filter(|p| !log_y || p.2 > 0.0)
+            .map(|&&(k, claimed, r)| (tx(k, claimed), ty(r)))
             .collect();
         if data.is_empty() {
             continue;
         }
-        let role = reading.role.label();
+        let left_out = all.len() - data.len();
+        let role = if left_out > 0 {
+            format!(
+                "{}; {left_out} at ratio <= 0 not drawn",
+                reading.role.label()
+            )
+        } else {
+            reading.role.label().to_string()
+        };
         chart
             .draw_series(
                 data.iter()
@@ -332,4 +435,27 @@ where
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(plot_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    /// Tick labels carry no float noise and no trailing zeros.
+    #[test]
+    fn ticks_are_readable() {
+        for (v, s) in [
+            (0.0, "0"),
+            (1e-11, "1e-11"),
+            (1.0000000000000001e-11, "1e-11"),
+            (2.5e14, "2.5e14"),
+            (-3e-5, "-3e-5"),
+            (0.5, "0.5"),
+            (1234.5, "1234.5"),
+            (0.001, "0.001"),
+            (1.0, "1"),
+        ] {
+            assert_eq!(tick(v), s, "{v}");
+        }
+    }
 }
