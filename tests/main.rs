@@ -7,6 +7,7 @@ mod cli;
 mod corpus;
 mod derivatives;
 mod extremes;
+mod full_disk;
 mod fused;
 mod llama;
 mod nexus;
