@@ -2,6 +2,7 @@
 //! (`theorems/thm_2_2.rs` checks Thm 2.2), all in one test binary so that a fresh `cargo test`
 //! links once. `cargo test --test theorems thm_2_2` runs one claim's checks.
 
+mod eq11;
 mod eq4;
 mod eq8;
 mod invariances;

@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod controls;
+pub mod eq11;
 pub mod eq4;
 pub mod eq8;
 pub mod large_k;
@@ -35,6 +36,7 @@ pub fn registry() -> Vec<Box<dyn Claim>> {
         Box::new(eq8::Eq8),
         Box::new(thm_3_2::Eq9),
         Box::new(thm_3_2::Thm32),
+        Box::new(eq11::Eq11),
         Box::new(thm_3_2_steps::Thm32Steps),
         Box::new(thm_8_2::NexusK1),
         Box::new(thm_8_1::Thm81),
