@@ -1,6 +1,6 @@
 //! `figures/REPORT.md`: one table over all claims, then a section per claim.
 
-use super::claim_report::{ClaimReport, Role};
+use super::claim_report::{ClaimKind, ClaimReport, Role};
 use super::evidence::{Outcome, Verdict};
 use crate::error::Result;
 use crate::fsio::write_atomic;
@@ -71,7 +71,7 @@ fn table_rows(
 ) {
     for r in reports {
         let (ok, n) = r.count(&r.deciding_reading);
-        let tight = r
+        let spread = r
             .tightness
             .map(|t| {
                 format!(
@@ -82,6 +82,14 @@ fn table_rows(
                 )
             })
             .unwrap_or_else(|| "-".into());
+        // One column per meaning of measured / claimed: a bound's ratio, an order claim's fitted
+        // slope over the claimed order, an identity's measured side over its claimed side (a
+        // value, or an error over its tolerance).
+        let tight = match r.kind {
+            ClaimKind::UpperBound => format!("{spread} | - | -"),
+            ClaimKind::Order { .. } => format!("- | {spread} | -"),
+            ClaimKind::Equality => format!("- | - | {spread}"),
+        };
         let expected = match (controls, r.control) {
             (true, Some(c)) => format!(
                 " | {} | {}",
@@ -131,13 +139,13 @@ pub fn verdict_table(reports: &[ClaimReport], prefix: &str) -> String {
         ("", "")
     };
     let mut s = String::new();
-    let _ = writeln!(s, "| claim | paper | verdict | deciding reading | corrected form | families | measured / claimed (min / median / max) | instances | figure |{run_head}");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|{run_rule}");
+    let _ = writeln!(s, "| claim | paper | verdict | deciding reading | corrected form | families | bound ratio (min / median / max) | slope / order | identity: measured / claimed | instances | figure |{run_head}");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|{run_rule}");
     table_rows(&mut s, &claims, prefix, false, with_run);
     if !controls.is_empty() {
         s.push_str("\n**Controls** (results known to be true, and the same with a deliberate error, through the same engine and verdict code):\n\n");
-        let _ = writeln!(s, "| control | source | verdict | expected | as expected | deciding reading | corrected form | families | measured / claimed (min / median / max) | instances | figure |{run_head}");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|{run_rule}");
+        let _ = writeln!(s, "| control | source | verdict | expected | as expected | deciding reading | corrected form | families | bound ratio (min / median / max) | slope / order | identity: measured / claimed | instances | figure |{run_head}");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|{run_rule}");
         table_rows(&mut s, &controls, prefix, true, with_run);
     }
     s
@@ -287,7 +295,7 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
         s,
         "{origin} Every number below comes from the JSON reports in `reports/`; nothing here is edited by hand.\n"
     );
-    s.push_str("A claim **holds** when the paper's statement holds on every instance measured. When it does not, it **holds under a restriction** if the statement's own formula holds on a named part of its setting (a family, a parameter range, on average over a draw); otherwise it **fails as stated; corrected form holds** if a different formula, constant or identity (named in the corrected-form column) holds on every instance; otherwise it **fails**. It is **inconclusive** when no instance refutes the statement but some cannot decide at the sample size used (the report says what sample size would). The ratio column is measured side / claimed side over the deciding reading's instances (for order claims: fitted slope / claimed order).\n\n");
+    s.push_str("A claim **holds** when the paper's statement holds on every instance measured. When it does not, it **holds under a restriction** if the statement's own formula holds on a named part of its setting (a family, a parameter range, on average over a draw); otherwise it **fails as stated; corrected form holds** if a different formula, constant or identity (named in the corrected-form column) holds on every instance; otherwise it **fails**. It is **inconclusive** when no instance refutes the statement but some cannot decide at the sample size used (the report says what sample size would). The three ratio columns give min / median / max of measured side / claimed side over the deciding reading's instances, in the column of the claim's kind: for a bound, the bound ratio (at most 1 where it holds; how close to 1 is how tight it is on the instances drawn, not the worst case); for an order claim, the fitted log-log slope over the claimed order; for an identity, the measured side over the claimed one (a value near 1, or an error over its tolerance, as the claim's readings say).\n\n");
     s.push_str("**Statistics.** Monte Carlo instances are decided within their reading with family-wise error control: Holm's step-down procedure at family-wise level 0.001 over the reading's instances, and Bonferroni intervals (level 1 - 0.001/m for m instances) in the tables. A bound fails when Holm rejects it. An identity holds when its family-wise interval lies inside the stated margin around the claimed value, fails when Holm rejects it, and is undecided otherwise. A claimed effect holds when Holm rejects \"no effect in the claimed direction\" and the interval does not exclude an effect of the stated size; it holds with a smaller effect than stated (counted as holding, and said in the table) when Holm rejects \"no effect\" and the interval excludes the stated size; it fails when the interval excludes an effect of the stated size (an equivalence test) and no effect is significant; it is undecided otherwise. Instance and replicate seeds are derived by hashing (master seed, claim, instance, replicate), so master seeds give independent replications; `reproduce --seeds 5` re-runs every claim at five master seeds and lists any verdict that changes.\n\n");
     if reports.iter().any(|r| r.scale.is_some()) {
         s.push_str("**Empirical claims at our scale.** The Llama studies train models of a few thousand to a few million parameters, far below the paper's 130M to 3B. A claimed effect there is decided against the smallest gain the paper reports at any model size (held-out loss 1.474 -> 1.469 at 300M, Table 9: 0.34%), and a verdict is confined to the scale it was tested at, which the table names: `fails (not reproduced at this scale: ...)` says that even the paper's smallest effect is excluded at that scale, not that the effect is absent at the paper's.\n\n");
