@@ -314,7 +314,7 @@ pub fn write_summary(reports: &[ClaimReport], dir: &Path) -> Result<()> {
         let _ = writeln!(
             s,
             "**Verdict: {}.** Deciding reading `{}`: {}\n",
-            r.verdict.label(),
+            r.verdict_text(),
             r.deciding_reading,
             r.deciding_description()
         );
