@@ -145,7 +145,10 @@ pub fn verdict_table(reports: &[ClaimReport], prefix: &str) -> String {
     if !controls.is_empty() {
         s.push_str("\n**Controls** (results known to be true, and the same with a deliberate error, through the same engine and verdict code):\n\n");
         let _ = writeln!(s, "| control | source | verdict | expected | as expected | deciding reading | corrected form | families | bound ratio (min / median / max) | slope / order | identity: measured / claimed | instances | figure |{run_head}");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|{run_rule}");
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|{run_rule}"
+        );
         table_rows(&mut s, &controls, prefix, true, with_run);
     }
     s
