@@ -401,6 +401,12 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Whether a run evaluates after `step` outer steps (1-based): every `eval_every` steps and
+    /// at the last one.
+    pub fn evaluates_at(&self, step: usize) -> bool {
+        step.is_multiple_of(self.eval_every.max(1)) || step == self.steps
+    }
+
     /// Learning rate at `step` (0-based).
     pub fn lr_at(&self, step: usize) -> f64 {
         if step < self.warmup {

@@ -376,7 +376,7 @@ impl Trainer {
         let measure = matches!(
             cfg.variant,
             Variant::Nexus | Variant::NexusDot | Variant::MuonNexus | Variant::Random
-        ) && (next.is_multiple_of(cfg.eval_every.max(1)) || next == cfg.steps);
+        ) && cfg.evaluates_at(next);
         let mut correction = None;
         // A gradient that overflows inside the inner loop is divergence too, reported as such
         // (the loss of that step is undefined), so the last checkpoint is kept.
@@ -534,7 +534,7 @@ impl Trainer {
             self.log(&serde_json::to_value(stats)?)?;
             progress.inc(1);
             progress.set_message(format!("loss {:.4}", stats.loss));
-            if self.step.is_multiple_of(self.cfg.eval_every.max(1)) || self.step == self.cfg.steps {
+            if self.cfg.evaluates_at(self.step) {
                 let e = self.evaluate()?;
                 self.log(&serde_json::json!({"step": self.step, "eval": e}))?;
                 last = Some(e);

@@ -311,19 +311,21 @@ impl ClaimReport {
         self.control.map(|c| c.expected == self.verdict)
     }
 
-    /// The verdict with the scale it is confined to, when the claim was tested at one scale:
-    /// `fails (not reproduced at this scale: ...)`.
-    pub fn verdict_text(&self) -> String {
+    /// For a claim tested at one scale, what its verdict is confined to:
+    /// ` (not reproduced at this scale: ...)` after a `fails`, ` (at this scale: ...)` otherwise.
+    pub fn scale_note(&self) -> String {
         match &self.scale {
             Some(scale) if self.verdict == Verdict::Fails => {
-                format!(
-                    "{} (not reproduced at this scale: {scale})",
-                    self.verdict.label()
-                )
+                format!(" (not reproduced at this scale: {scale})")
             }
-            Some(scale) => format!("{} (at this scale: {scale})", self.verdict.label()),
-            None => self.verdict.label().to_string(),
+            Some(scale) => format!(" (at this scale: {scale})"),
+            None => String::new(),
         }
+    }
+
+    /// The verdict with the scale it is confined to ([`ClaimReport::scale_note`]).
+    pub fn verdict_text(&self) -> String {
+        format!("{}{}", self.verdict.label(), self.scale_note())
     }
 
     /// The deciding reading's description.

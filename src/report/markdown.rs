@@ -114,11 +114,7 @@ fn table_rows(
             anchor = if prefix.is_empty() { String::new() } else { format!("{prefix}REPORT.md") },
             refr = cell(&r.reference),
             verdict = r.verdict.label(),
-            scale = r
-                .verdict_text()
-                .strip_prefix(r.verdict.label())
-                .map(cell)
-                .unwrap_or_default(),
+            scale = cell(&r.scale_note()),
             reading = cell(&r.deciding_reading),
             corr = cell(&corrected_text(r)),
             fam = r.families.join(", "),
