@@ -28,6 +28,7 @@ pub mod report;
 pub mod stats;
 pub mod strategies;
 pub mod tasks;
+pub mod tightness;
 
 pub use error::{Error, Result};
 

@@ -626,7 +626,7 @@ fn reports_are_labelled_per_report() {
     let mut mixed = full.clone();
     mixed[1].seed = 5;
     mixed[1].quick = true;
-    nexus_lab::report::write_summary(&mixed, &dir).unwrap();
+    nexus_lab::report::write_summary(&mixed, &[], &dir).unwrap();
     let text = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
     assert!(
         text.contains("reports of several runs"),
@@ -634,7 +634,7 @@ fn reports_are_labelled_per_report() {
     );
     assert!(text.contains("seed 5, --quick"));
     assert!(text.contains(&format!("seed {}, full", full[0].seed)));
-    nexus_lab::report::write_summary(&full, &dir).unwrap();
+    nexus_lab::report::write_summary(&full, &[], &dir).unwrap();
     let text = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
     assert!(text.contains(&format!("every report: seed {}, full", full[0].seed)));
     // Writing into a path that is a folder fails at the rename and removes the temporary file.

@@ -25,7 +25,8 @@ use crate::metrics::{closeness, mean_loss, mean_pairwise_cosine};
 use crate::nexus::{pseudo_gradient, sample_indices, step_direction, InnerStep, NexusConfig};
 use crate::optim::{AdamW, AdamWConfig, Optimizer};
 use crate::report::{
-    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Reading, Role, Series, Test,
+    ClaimKind, ClaimMeta, ClaimReport, EffectPanel, EffectSeries, Figure, Hypothesis, Instance,
+    Reading, Role, Test,
 };
 use crate::stats::{mean_ci, CI_LEVEL};
 use crate::tasks::{BoxedTask, Family, TaskDistribution};
@@ -292,10 +293,21 @@ impl Claim for Mechanism {
         })?;
         let mut instances = Vec::new();
         let mut findings = Vec::new();
-        let mut series = Vec::new();
+        let mut panels = Vec::new();
         for family in families {
+            let mut panel = EffectPanel {
+                title: format!("{} (d = {d}, K = {k})", family.id()),
+                series: Vec::new(),
+                references: vec![
+                    ("no effect".into(), 0.0),
+                    (
+                        "the paper's effect (-0.9%)".into(),
+                        -100.0 * effect_size("held-out loss", 1.0),
+                    ),
+                ],
+            };
             for (mi, method) in Method::ALL.iter().enumerate() {
-                let mut ys = Vec::new();
+                let mut points = Vec::new();
                 for spread in spreads {
                     let rows: Vec<&Vec<Outcome>> = cells
                         .iter()
@@ -303,9 +315,6 @@ impl Claim for Mechanism {
                         .filter(|((f, s, _), _)| *f == family && *s == spread)
                         .map(|(_, o)| o)
                         .collect();
-                    let mean_heldout =
-                        rows.iter().map(|o| o[mi].heldout).sum::<f64>() / rows.len() as f64;
-                    ys.push(mean_heldout);
                     if *method == Method::AdamW {
                         continue;
                     }
@@ -326,6 +335,10 @@ impl Claim for Mechanism {
                             lower_is_better: which != "cosine",
                             size: effect_size(which, baseline),
                         };
+                        if which == "held-out loss" {
+                            let pct = 100.0 / baseline;
+                            points.push((spread, ci.mean * pct, ci.lo * pct, ci.hi * pct));
+                        }
                         let variant = if *method == Method::Nexus && which == "held-out loss" {
                             STATEMENT.to_string()
                         } else {
@@ -365,14 +378,14 @@ impl Claim for Mechanism {
                         }
                     ));
                 }
-                series.push(Series {
-                    label: format!("{} {}", family.id(), method.name()),
-                    x: spreads.to_vec(),
-                    y: ys,
-                    guide: false,
-                    band: None,
-                });
+                if *method != Method::AdamW {
+                    panel.series.push(EffectSeries {
+                        label: format!("{} - adamw", method.name()),
+                        points,
+                    });
+                }
             }
+            panels.push(panel);
         }
         let mut variants = vec![
             Reading::new(
@@ -406,10 +419,14 @@ impl Claim for Mechanism {
                 "gamma": cfg.gamma, "outer": "AdamW lr 0.01 betas (0.9, 0.95) eps 1e-10 wd 0", "target_fraction": cfg.target_fraction, "max_steps": cfg.max_steps}),
             variants,
             instances,
-            Figure::Curves {
+            Figure::Effects {
                 x_label: "spread of the task minima".into(),
-                y_label: "mean held-out loss at the target training loss".into(),
-                series,
+                y_label: format!(
+                    "held-out loss at the target training loss, method - AdamW, % of AdamW's ({:.1}% intervals)",
+                    100.0 * CI_LEVEL
+                ),
+                log_x: true,
+                panels,
             },
         )?;
         report.findings = findings;

@@ -54,46 +54,41 @@ fn jacobian<T: Task>(task: &T, y: &DVector<f64>) -> Result<nalgebra::DMatrix<f64
     Ok(Local::at(std::slice::from_ref(task), y)?.j.remove(0))
 }
 
-/// Checks every step for `tasks` at `x` with step `gamma` (K = number of tasks).
-pub fn check<T: Task, R: Rng + ?Sized>(
+fn spectral(m: &nalgebra::DMatrix<f64>) -> f64 {
+    m.singular_values().max()
+}
+
+/// The constants `L_1 = L / G_min` (Eq. 64) and `L_2 = (3 L^2 + rho G_min) / G_min^2` (Eq. 67)
+/// over the ball `B(x, K gamma)`.
+fn proof_constants<T: Task>(tasks: &[T], x: &DVector<f64>, gamma: f64) -> (f64, f64) {
+    let (g_min, l, rho) = thm32_constants(tasks, x, tasks.len(), gamma);
+    (l / g_min, (3.0 * l * l + rho * g_min) / (g_min * g_min))
+}
+
+/// Eq. 64's ratio `||J_i(y)|| / L_1` for task `task` at a point `y` of the ball (the worst-case
+/// search's entry; [`check`] takes the same ratio at random points).
+pub fn eq64_ratio<T: Task>(
     tasks: &[T],
     x: &DVector<f64>,
     gamma: f64,
-    probes: usize,
-    rng: &mut R,
-) -> Result<StepRatios> {
+    task: usize,
+    y: &DVector<f64>,
+) -> Result<f64> {
+    let (l1, _) = proof_constants(tasks, x, gamma);
+    Ok(spectral(&jacobian(&tasks[task], y)?) / l1)
+}
+
+/// Eq. 77-78's ratio over every index sequence: the largest
+/// `||pg - gamma sum_m ghat_{s_m} + gamma^2 sum_{l<m} J_{s_m} ghat_{s_l}||` over the bound
+/// `(L_2 + L_1^2)/6 K^3 gamma^3`.
+pub fn eq78_ratio<T: Task>(tasks: &[T], x: &DVector<f64>, gamma: f64) -> Result<f64> {
     let k = tasks.len();
-    let radius = k as f64 * gamma;
-    let (g_min, l, rho) = thm32_constants(tasks, x, k, gamma);
-    let (l1, l2) = (l / g_min, (3.0 * l * l + rho * g_min) / (g_min * g_min));
-    let mut r = StepRatios {
-        eq64: 0.0,
-        eq67: 0.0,
-        eq70: 0.0,
-        eq78: 0.0,
-    };
-    let norm2 = |m: &nalgebra::DMatrix<f64>| m.singular_values().max();
-    for t in tasks {
-        for _ in 0..probes {
-            let (y, z) = (in_ball(x, radius, rng), in_ball(x, radius, rng));
-            let (jy, jz) = (jacobian(t, &y)?, jacobian(t, &z)?);
-            r.eq64 = r.eq64.max(norm2(&jy) / l1);
-            r.eq67 = r.eq67.max(norm2(&(&jy - &jz)) / (l2 * (&y - &z).norm()));
-            let delta = &z - x;
-            let gx = t.gradient(x)?.normalize();
-            let gz = t.gradient(&z)?.normalize();
-            let lin = &gx + jacobian(t, x)? * &delta;
-            r.eq70 = r
-                .eq70
-                .max((gz - lin).norm() / (0.5 * l2 * delta.norm_squared()));
-        }
-    }
-    // Eq. 77-78 on every sequence.
+    let (l1, l2) = proof_constants(tasks, x, gamma);
     let local = Local::at(tasks, x)?;
     let cfg = NexusConfig::new(k, gamma)?;
     let bound = (l2 + l1 * l1) / 6.0 * (k as f64).powi(3) * gamma.powi(3);
-    let total = k.pow(k as u32);
-    for code in 0..total {
+    let mut worst: f64 = 0.0;
+    for code in 0..k.pow(k as u32) {
         let seq: Vec<usize> = (0..k).map(|m| (code / k.pow(m as u32)) % k).collect();
         let (mut y, mut pg) = (x.clone(), DVector::zeros(x.len()));
         for &s in &seq {
@@ -108,8 +103,43 @@ pub fn check<T: Task, R: Rng + ?Sized>(
                 expansion -= &local.j[seq[m]] * &local.ghat[seq[l_]] * (gamma * gamma);
             }
         }
-        r.eq78 = r.eq78.max((pg - expansion).norm() / bound);
+        worst = worst.max((pg - expansion).norm() / bound);
     }
+    Ok(worst)
+}
+
+/// Checks every step for `tasks` at `x` with step `gamma` (K = number of tasks).
+pub fn check<T: Task, R: Rng + ?Sized>(
+    tasks: &[T],
+    x: &DVector<f64>,
+    gamma: f64,
+    probes: usize,
+    rng: &mut R,
+) -> Result<StepRatios> {
+    let radius = tasks.len() as f64 * gamma;
+    let (l1, l2) = proof_constants(tasks, x, gamma);
+    let mut r = StepRatios {
+        eq64: 0.0,
+        eq67: 0.0,
+        eq70: 0.0,
+        eq78: 0.0,
+    };
+    for t in tasks {
+        for _ in 0..probes {
+            let (y, z) = (in_ball(x, radius, rng), in_ball(x, radius, rng));
+            let (jy, jz) = (jacobian(t, &y)?, jacobian(t, &z)?);
+            r.eq64 = r.eq64.max(spectral(&jy) / l1);
+            r.eq67 = r.eq67.max(spectral(&(&jy - &jz)) / (l2 * (&y - &z).norm()));
+            let delta = &z - x;
+            let gx = t.gradient(x)?.normalize();
+            let gz = t.gradient(&z)?.normalize();
+            let lin = &gx + jacobian(t, x)? * &delta;
+            r.eq70 = r
+                .eq70
+                .max((gz - lin).norm() / (0.5 * l2 * delta.norm_squared()));
+        }
+    }
+    r.eq78 = eq78_ratio(tasks, x, gamma)?;
     Ok(r)
 }
 

@@ -50,13 +50,19 @@ impl LlamaConfig {
     pub fn preset(name: &str) -> Result<Self> {
         let (hidden, inter, layers, heads, max_pos) = match name {
             "micro" => (8, 16, 1, 2, 16),
+            // The size series of the `llama-sizes` study (2,484 to 270,816 parameters, with
+            // `tiny` between): same depth as `tiny`, 128 positions.
+            "size-2k" => (4, 12, 2, 2, 128),
+            "size-10k" => (12, 32, 2, 2, 128),
+            "size-34k" => (28, 76, 2, 2, 128),
+            "size-271k" => (96, 256, 2, 4, 128),
             "tiny" => (64, 176, 2, 4, 128),
             "small" => (256, 688, 4, 8, 256),
             "base" => (768, 3072, 12, 12, 1024),
             other => {
                 return Err(Error::InvalidArgument {
                     name: "preset",
-                    reason: format!("unknown preset `{other}` (micro, tiny, small, base)"),
+                    reason: format!("unknown preset `{other}` (micro, tiny, small, base; the size series size-2k, size-10k, size-34k, size-271k)"),
                 })
             }
         };

@@ -238,6 +238,32 @@ pub enum Figure {
         y_label: String,
         series: Vec<Series>,
     },
+    /// Paired differences (a variant minus its baseline) with their intervals, one panel per
+    /// group, on a linear y axis with dashed reference lines (0, the paper's effect size).
+    Effects {
+        x_label: String,
+        y_label: String,
+        /// A log x axis (every abscissa positive).
+        log_x: bool,
+        panels: Vec<EffectPanel>,
+    },
+}
+
+/// One panel of [`Figure::Effects`]: a few series of differences and their reference lines.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EffectPanel {
+    pub title: String,
+    pub series: Vec<EffectSeries>,
+    /// Horizontal dashed lines: (label, y).
+    pub references: Vec<(String, f64)>,
+}
+
+/// A series of differences, each with its interval.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EffectSeries {
+    pub label: String,
+    /// (x, mean, lower, upper), one per point.
+    pub points: Vec<(f64, f64, f64, f64)>,
 }
 
 /// Everything one claim's evaluation produced: written to `figures/reports/<id>.json`.

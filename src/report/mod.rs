@@ -15,15 +15,16 @@ mod markdown;
 mod plot;
 mod publish;
 mod store;
+pub mod tightness;
 pub mod verdict;
 
 pub use claim_report::{
-    add_restriction, ClaimKind, ClaimMeta, ClaimReport, Control, Figure, Instance, Reading,
-    Replication, Role, Series, Tightness,
+    add_restriction, ClaimKind, ClaimMeta, ClaimReport, Control, EffectPanel, EffectSeries, Figure,
+    Instance, Reading, Replication, Role, Series, Tightness,
 };
 pub use evidence::{Hypothesis, Outcome, Test, Verdict};
 pub use markdown::{corrections, seed_table, verdict_table, write_summary};
 pub use plot::{draw_curve_figure, draw_figure, register_fonts};
 pub use publish::Publication;
-pub use store::{load_all, load_layered, update_readme, update_readme_into, write_json};
+pub use store::{load_all, load_layered, update_readme_into, write_json};
 pub use verdict::{decide_tests, holm};

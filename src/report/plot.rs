@@ -1,6 +1,6 @@
 //! Figures, drawn with plotters into PNG with an embedded DejaVu font (no system font library).
 
-use super::claim_report::{ClaimReport, Figure, Series};
+use super::claim_report::{ClaimReport, EffectPanel, Figure, Series};
 use crate::error::{Error, Result};
 use crate::fsio::write_with;
 use plotters::coord::ranged1d::Ranged;
@@ -48,6 +48,12 @@ pub fn draw_figure(report: &ClaimReport, path: &Path) -> Result<()> {
             series,
             ..
         } => draw_curves(series, x_label, y_label, tmp, &title),
+        Figure::Effects {
+            x_label,
+            y_label,
+            log_x,
+            panels,
+        } => draw_effects(panels, x_label, y_label, *log_x, tmp, &title),
     })
     .map_err(|e| naming(path, e))
 }
@@ -268,6 +274,7 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
 }
 
 /// Curves with dashed guides and shaded bands: log x (linear when an abscissa is 0 or below);
+/// the legend in a band of its own above the data;
 /// log y when the data span a decade or more, else linear y (a log axis over a narrow range
 /// gets no tick labels).
 fn draw_curves(
@@ -277,6 +284,12 @@ fn draw_curves(
     path: &Path,
     title: &str,
 ) -> Result<()> {
+    let data_series = series.iter().filter(|s| !s.guide).count();
+    if data_series > MAX_SERIES_PER_PANEL {
+        return Err(Error::Plot(format!(
+            "{data_series} curves in one panel; at most {MAX_SERIES_PER_PANEL} can be told apart"
+        )));
+    }
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let linear_x = series.iter().flat_map(|s| s.x.iter()).any(|&x| x <= 0.0);
@@ -301,6 +314,9 @@ fn draw_curves(
         })
     };
     let (ylo, yhi) = bounds(data_y(), true);
+    // The legend gets a band of its own above the data: the y range grows by 45% (in log units
+    // on a log axis).
+    let yhi_log = yhi * (yhi / ylo).powf(0.45);
     let mut builder = ChartBuilder::on(&root);
     builder
         .caption(title, ("sans-serif", 24))
@@ -322,43 +338,39 @@ fn draw_curves(
             plot_series(&mut chart, series, $yrange, linear_x)?;
         }};
     }
-    let log_fmt = |v: &f64| format!("{v:.0e}");
-    let lin_fmt = |v: &f64| format!("{v:.4}");
-    let x_fmt: &dyn Fn(&f64) -> String = if linear_x {
-        &|v| format!("{v:.2}")
-    } else {
-        &log_fmt
-    };
+    let fmt = |v: &f64| tick(*v);
     if yhi / ylo >= 10.0 {
+        let yhi = yhi_log;
         if linear_x {
             finish!(
                 builder.build_cartesian_2d(xlo..xhi, (ylo..yhi).log_scale()),
-                &log_fmt,
-                x_fmt,
+                &fmt,
+                &fmt,
                 (ylo, yhi)
             );
         } else {
             finish!(
                 builder.build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale()),
-                &log_fmt,
-                x_fmt,
+                &fmt,
+                &fmt,
                 (ylo, yhi)
             );
         }
     } else {
         let (ylo, yhi) = bounds(data_y(), false);
+        let yhi = yhi + 0.45 * (yhi - ylo);
         if linear_x {
             finish!(
                 builder.build_cartesian_2d(xlo..xhi, ylo..yhi),
-                &lin_fmt,
-                x_fmt,
+                &fmt,
+                &fmt,
                 (ylo, yhi)
             );
         } else {
             finish!(
                 builder.build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi),
-                &lin_fmt,
-                x_fmt,
+                &fmt,
+                &fmt,
                 (ylo, yhi)
             );
         }
@@ -432,9 +444,178 @@ where
         .label_font(("sans-serif", 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(plot_err)
+}
+
+/// Series per panel: more would need more colours than a reader can tell apart.
+pub const MAX_SERIES_PER_PANEL: usize = PALETTE.len();
+
+/// Paired differences with their intervals: one panel per group (side by side, two rows past
+/// three panels), each point a dot on a vertical interval, the series of a panel joined by
+/// thin lines, dashed reference lines, and the legend above the data (the y range leaves it a
+/// band of its own).
+fn draw_effects(
+    panels: &[EffectPanel],
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+    path: &Path,
+    title: &str,
+) -> Result<()> {
+    if let Some(p) = panels
+        .iter()
+        .find(|p| p.series.len() > MAX_SERIES_PER_PANEL)
+    {
+        return Err(Error::Plot(format!(
+            "panel `{}` has {} series, at most {MAX_SERIES_PER_PANEL} can be told apart",
+            p.title,
+            p.series.len()
+        )));
+    }
+    let n = panels.len().max(1);
+    let (rows, cols) = if n <= 3 { (1, n) } else { (2, n.div_ceil(2)) };
+    let root = BitMapBackend::new(path, (520 * cols as u32 + 40, 560 * rows as u32 + 60))
+        .into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let root = root.titled(title, ("sans-serif", 24)).map_err(plot_err)?;
+    let tx = |x: f64| if log_x { x.log10() } else { x };
+    for (panel, area) in panels.iter().zip(root.split_evenly((rows, cols))) {
+        let xs: Vec<f64> = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| tx(p.0)))
+            .filter(|x| x.is_finite())
+            .collect();
+        let (xmin, xmax) = xs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            });
+        let (xmin, xmax) = if xmin.is_finite() {
+            (xmin, xmax)
+        } else {
+            (0.0, 1.0)
+        };
+        let xpad = ((xmax - xmin) * 0.08).max(if log_x { 0.1 } else { 0.5 });
+        let ys = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3]))
+            .chain(panel.references.iter().map(|r| r.1))
+            .filter(|y| y.is_finite());
+        let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+            (lo.min(y), hi.max(y))
+        });
+        let (ymin, ymax) = if ymin.is_finite() {
+            (ymin, ymax)
+        } else {
+            (-1.0, 1.0)
+        };
+        let span = (ymax - ymin).max(1e-12);
+        // The legend's band: a third of the height above the data.
+        let (ylo, yhi) = (ymin - 0.06 * span, ymax + 0.5 * span);
+        // On a log axis (drawn as log10) only round values get a label: 1, 2, 3 or 5 times a
+        // power of ten.
+        let x_tick = move |v: &f64| {
+            if !log_x {
+                return tick(*v);
+            }
+            let x = 10f64.powf(*v);
+            let decade = 10f64.powf(v.floor());
+            [1.0, 2.0, 3.0, 5.0, 10.0]
+                .iter()
+                .find(|m| (x / (*m * decade) - 1.0).abs() < 0.02)
+                .map_or(String::new(), |m| tick(m * decade))
+        };
+        let y_tick = |v: &f64| tick(*v);
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&panel.title, ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(46)
+            .y_label_area_size(76)
+            .build_cartesian_2d((xmin - xpad)..(xmax + xpad), ylo..yhi)
+            .map_err(plot_err)?;
+        let mut mesh = chart.configure_mesh();
+        if log_x {
+            // Forty candidate positions carry the round labels; their grid lines would be noise.
+            mesh.disable_x_mesh();
+        }
+        mesh.x_desc(if log_x {
+            format!("{x_label} (log scale)")
+        } else {
+            x_label.to_string()
+        })
+        .y_desc(y_label)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        .x_labels(if log_x { 40 } else { 6 })
+        .max_light_lines(1)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(plot_err)?;
+        for (label, y) in &panel.references {
+            let line = chart
+                .draw_series(DashedLineSeries::new(
+                    [(xmin - xpad, *y), (xmax + xpad, *y)],
+                    6,
+                    5,
+                    BLACK.mix(0.6).stroke_width(1),
+                ))
+                .map_err(plot_err)?;
+            // A second line of one meaning (the other side of a margin) has no legend entry.
+            if !label.is_empty() {
+                line.label(label.clone())
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.6)));
+            }
+        }
+        // Points of different series at one abscissa are drawn side by side.
+        let nseries = panel.series.len().max(1) as f64;
+        let dodge = if xs.len() > 1 {
+            (xmax - xmin + 2.0 * xpad) * 0.008
+        } else {
+            0.0
+        };
+        for (k, s) in panel.series.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            let shift = (k as f64 - (nseries - 1.0) / 2.0) * dodge;
+            let pts: Vec<(f64, f64, f64, f64)> = s
+                .points
+                .iter()
+                .map(|&(x, m, lo, hi)| (tx(x) + shift, m, lo, hi))
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p.0, p.1)),
+                    color.mix(0.5).stroke_width(1),
+                ))
+                .map_err(plot_err)?;
+            chart
+                .draw_series(pts.iter().map(|&(x, _, lo, hi)| {
+                    PathElement::new([(x, lo), (x, hi)], color.stroke_width(2))
+                }))
+                .map_err(plot_err)?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|&(x, m, _, _)| Circle::new((x, m), 4, color.filled())),
+                )
+                .map_err(plot_err)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)
 }
 
 #[cfg(test)]

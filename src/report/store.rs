@@ -56,31 +56,42 @@ pub fn load_layered(dirs: &[&Path], order: &[&str]) -> Result<Vec<ClaimReport>> 
 }
 
 /// Replaces the verdict table between the README's markers `<!-- verdicts:start -->` and
-/// `<!-- verdicts:end -->`; a README without them is left alone.
-pub fn update_readme(readme: &Path, reports: &[ClaimReport]) -> Result<()> {
-    update_readme_into(readme, reports, readme)
-}
-
-/// [`update_readme`], writing the result to `dest` (a staged copy) instead of in place.
-pub fn update_readme_into(readme: &Path, reports: &[ClaimReport], dest: &Path) -> Result<()> {
-    const START: &str = "<!-- verdicts:start -->";
-    const END: &str = "<!-- verdicts:end -->";
+/// `<!-- verdicts:end -->`, and the tightness table between `<!-- tightness:start -->` and
+/// `<!-- tightness:end -->`, writing the result to `dest` (a staged copy, or the README itself);
+/// a README without the markers is left alone.
+pub fn update_readme_into(
+    readme: &Path,
+    reports: &[ClaimReport],
+    tightness: &[super::tightness::TightnessRow],
+    dest: &Path,
+) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(readme) else {
         return Ok(());
     };
-    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        return Ok(());
+    let text = replace_block(&text, "verdicts", &verdict_table(reports, "figures/"));
+    let text = if tightness.is_empty() {
+        text
+    } else {
+        replace_block(
+            &text,
+            "tightness",
+            &super::tightness::table(tightness, "figures/"),
+        )
     };
-    if b < a {
-        return Ok(());
-    }
-    let new = format!(
-        "{}{START}\n{}{}",
-        &text[..a],
-        verdict_table(reports, "figures/"),
-        &text[b..]
+    write_atomic(dest, text.as_bytes())
+}
+
+/// `text` with the lines between `<!-- name:start -->` and `<!-- name:end -->` replaced by
+/// `body` (unchanged when the markers are missing or out of order).
+fn replace_block(text: &str, name: &str, body: &str) -> String {
+    let (start, end) = (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
     );
-    write_atomic(dest, new.as_bytes())
+    match (text.find(&start), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{start}\n{body}{}", &text[..a], &text[b..]),
+        _ => text.to_string(),
+    }
 }
 
 /// Writes a report as pretty JSON to `dir/reports/<id>.json`.

@@ -3,7 +3,7 @@
 //! read off it.
 
 use super::runs::{
-    run_all, MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL,
+    run_all, Job, MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL,
     NEAREST_SCALE_GAIN,
 };
 use crate::llama::{TrainConfig, Variant};
@@ -169,9 +169,17 @@ pub(super) fn study(
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<(ClaimReport, Vec<Series>, String)> {
-    let jobs: Vec<(Variant, usize)> = Variant::ALL
+    let setting = a.base_setting();
+    let jobs: Vec<Job> = Variant::ALL
         .iter()
-        .flat_map(|&v| (0..a.seeds_of(v)).map(move |seed| (v, seed)))
+        .flat_map(|&variant| {
+            let setting = setting.clone();
+            (0..a.seeds_of(variant)).map(move |seed| Job {
+                variant,
+                seed,
+                setting: setting.clone(),
+            })
+        })
         .collect();
     bar.set_message(format!("master seed {master}"));
     let mut done = run_all(a, master, &jobs, bar, device)?.into_iter();

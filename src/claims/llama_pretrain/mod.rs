@@ -20,15 +20,16 @@
 
 mod analysis;
 mod runs;
+mod sweep;
 
 pub use analysis::{LLAMA_MANPAGES, LLAMA_MANPAGES_SKEWED, LLAMA_PRETRAIN};
-pub use runs::{Corpus, Metric, StudyConfig, HEADLINE_SEEDS};
+pub use runs::{Corpus, Metric, Setting, StudyConfig, HEADLINE_SEEDS};
+pub use sweep::{arms, Arm, SweepKind, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES};
 
 use crate::llama::Variant;
 use crate::report::{self, ClaimReport, Series};
 use crate::Result;
 use analysis::{claim_table, per_claim, study};
-use indicatif::ProgressBar;
 use runs::BAND_LEVEL;
 use std::path::Path;
 
@@ -40,12 +41,21 @@ pub fn run(a: &StudyConfig) -> Result<()> {
         crate::fsio::DirLock::acquire(&store, ".lock", "another study storing its runs here")?;
     let device = a.device.device()?;
     let masters = crate::claims::common::replication_seeds(a.master_seed, a.master_seeds);
-    let runs: usize = Variant::ALL.iter().map(|&v| a.seeds_of(v)).sum();
-    let bar = ProgressBar::new((masters.len() * runs) as u64);
+    let runs: usize = match a.sweep {
+        Some(kind) => sweep::jobs(kind, a)?.len(),
+        None => Variant::ALL.iter().map(|&v| a.seeds_of(v)).sum(),
+    };
+    let bar = runs::progress_bar((masters.len() * runs) as u64);
     let mut primary: Option<(ClaimReport, Vec<Series>)> = None;
     let (mut replications, mut summaries, mut claims) = (Vec::new(), Vec::new(), Vec::new());
     for &master in &masters {
-        let (rep, interpolation, summary) = study(a, master, &bar, &device)?;
+        let (rep, interpolation, summary) = match a.sweep {
+            Some(kind) => {
+                let (rep, summary) = sweep::study(kind, a, master, &bar, &device)?;
+                (rep, Vec::new(), summary)
+            }
+            None => study(a, master, &bar, &device)?,
+        };
         eprintln!("pretrain: master seed {master}: {}", rep.verdict.label());
         replications.push(report::Replication {
             seed: master,
@@ -55,7 +65,9 @@ pub fn run(a: &StudyConfig) -> Result<()> {
             "master seed {master}: {} ({summary})",
             rep.verdict.label()
         ));
-        claims.push(per_claim(&rep));
+        if a.sweep.is_none() {
+            claims.push(per_claim(&rep));
+        }
         primary.get_or_insert((rep, interpolation));
     }
     bar.finish();
@@ -65,14 +77,22 @@ pub fn run(a: &StudyConfig) -> Result<()> {
     })?;
     let stable = replications.iter().all(|r| r.verdict == rep.verdict);
     rep.findings.push(format!(
-        "Replications: the whole study at {} master seeds ({} training seeds for AdamW and Nexus, {} for each ablation, seeds hashed from the master seed); the verdict is {} at every master seed. {}.",
+        "Replications: the whole study at {} master seeds ({}, seeds hashed from the master seed); the verdict is {} at every master seed. {}.",
         masters.len(),
-        a.headline_seeds,
-        a.seeds,
+        if a.sweep.is_some() {
+            format!("{} training seeds per arm", a.seeds)
+        } else {
+            format!(
+                "{} training seeds for AdamW and Nexus, {} for each ablation",
+                a.headline_seeds, a.seeds
+            )
+        },
         if stable { "the same" } else { "NOT the same" },
         summaries.join("; ")
     ));
-    rep.findings.push(claim_table(&claims, &masters));
+    if !claims.is_empty() {
+        rep.findings.push(claim_table(&claims, &masters));
+    }
     rep.replications = replications;
     let id = rep.id.clone();
     // Published like `reproduce`'s outputs: staged, then installed together (report::Publication).
@@ -80,22 +100,25 @@ pub fn run(a: &StudyConfig) -> Result<()> {
     let staged = publication.dir().to_path_buf();
     report::write_json(&rep, &staged)?;
     report::draw_figure(&rep, &staged.join(format!("{id}.png")))?;
-    report::draw_curve_figure(
-        &interpolation,
-        "t (0: trained model, 1: a language's fine-tuned minimum)",
-        &format!(
-            "loss on that language (mean over languages and seeds, {:.0}% band)",
-            100.0 * BAND_LEVEL
-        ),
-        &format!("{id}: loss along the line to the per-language minima (Fig. 7)"),
-        &staged.join(format!("{id}-interpolation.png")),
-    )?;
+    if !interpolation.is_empty() {
+        report::draw_curve_figure(
+            &interpolation,
+            "t (0: trained model, 1: a language's fine-tuned minimum)",
+            &format!(
+                "loss on that language (mean over languages and seeds, {:.0}% band)",
+                100.0 * BAND_LEVEL
+            ),
+            &format!("{id}: loss along the line to the per-language minima (Fig. 7)"),
+            &staged.join(format!("{id}-interpolation.png")),
+        )?;
+    }
     let all = report::load_layered(&[&staged, &a.out], &crate::claims::ids())?;
-    report::write_summary(&all, &staged)?;
+    let tightness = report::tightness::load(&a.out)?;
+    report::write_summary(&all, &tightness, &staged)?;
     if a.out == Path::new("figures") {
         let readme = Path::new("README.md");
         let dest = publication.external(readme);
-        report::update_readme_into(readme, &all, &dest)?;
+        report::update_readme_into(readme, &all, &tightness, &dest)?;
     }
     publication.commit()?;
     eprintln!("pretrain: {}", rep.verdict.label());

@@ -2,7 +2,7 @@
 //! several at once on one thread each, and what each run measures ([`Metric`]).
 
 use crate::llama::{
-    FileSource, HeldOutSource, Source, TrainConfig, Trainer, Variant, VALIDATION_ROWS,
+    FileSource, HeldOutSource, Schedule, Source, TrainConfig, Trainer, Variant, VALIDATION_ROWS,
 };
 use crate::stats::CI_LEVEL;
 use crate::Result;
@@ -127,6 +127,69 @@ pub struct StudyConfig {
     pub device: crate::cli::DeviceName,
     pub out: PathBuf,
     pub corpus: Option<Corpus>,
+    /// A sweep of settings (gamma and K, schedules, model sizes) instead of the variant study.
+    pub sweep: Option<super::sweep::SweepKind>,
+}
+
+/// The settings a sweep varies between runs; the rest of a run's configuration is the study's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub preset: String,
+    pub steps: usize,
+    /// Nexus's inner step gamma.
+    pub inner_lr: f64,
+    /// Nexus's K (micro-batches per outer step).
+    pub accum: usize,
+    /// Sequences per micro-batch: `accum * micro_batch` sequences per step in every setting
+    /// of a sweep, so that K changes how a step's tokens are split, not how many there are.
+    pub micro_batch: usize,
+    pub schedule: Schedule,
+}
+
+impl Setting {
+    /// The setting's values in a run's configuration.
+    fn apply(&self, cfg: &mut TrainConfig) {
+        cfg.preset.clone_from(&self.preset);
+        cfg.steps = self.steps;
+        cfg.inner_lr = self.inner_lr;
+        cfg.accum = self.accum;
+        cfg.micro_batch = self.micro_batch;
+        cfg.schedule = self.schedule;
+    }
+
+    /// The name a stored run of this setting carries beside its variant and seed.
+    fn slug(&self) -> String {
+        format!(
+            "{}-{}steps-{:?}-gamma{}-k{}",
+            self.preset, self.steps, self.schedule, self.inner_lr, self.accum
+        )
+        .to_lowercase()
+    }
+
+    /// The same setting for a variant without an inner loop (AdamW, Muon): gamma and the split
+    /// of a step's sequences do not enter its update, so every such setting shares its runs.
+    pub fn without_inner_loop(&self) -> Self {
+        let d = TrainConfig::default();
+        Self {
+            inner_lr: d.inner_lr,
+            accum: d.accum,
+            micro_batch: d.micro_batch,
+            ..self.clone()
+        }
+    }
+
+    /// Tokens one run trains on.
+    pub fn tokens(&self, seq_len: usize) -> usize {
+        self.steps * self.accum * self.micro_batch * seq_len
+    }
+}
+
+/// One training run of a study: a variant at a training-seed index under a setting.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub variant: Variant,
+    pub seed: usize,
+    pub setting: Setting,
 }
 
 /// The manual-page corpus as per-language sources (`corpus fetch` writes `<dir>/<lang>.txt`).
@@ -160,12 +223,29 @@ impl Corpus {
 
 impl StudyConfig {
     /// The study's report id: `llama-pretrain` on the synthetic languages, `llama-manpages`
-    /// on the balanced manual pages, `llama-manpages-skewed` with a minority language.
+    /// on the balanced manual pages, `llama-manpages-skewed` with a minority language, and a
+    /// sweep's own id.
     pub fn study_id(&self) -> &'static str {
+        if let Some(sweep) = self.sweep {
+            return sweep.meta().id;
+        }
         match &self.corpus {
             None => "llama-pretrain",
             Some(c) if c.minority.is_some() => "llama-manpages-skewed",
             Some(_) => "llama-manpages",
+        }
+    }
+
+    /// The setting of the variant study's runs (the defaults, at the study's preset and steps).
+    pub fn base_setting(&self) -> Setting {
+        let d = TrainConfig::default();
+        Setting {
+            preset: self.preset.clone(),
+            steps: self.steps,
+            inner_lr: d.inner_lr,
+            accum: d.accum,
+            micro_batch: d.micro_batch,
+            schedule: d.schedule,
         }
     }
 
@@ -193,6 +273,18 @@ impl StudyConfig {
     }
 }
 
+/// The study's progress bar: runs done, time spent and the estimated time left.
+pub(super) fn progress_bar(runs: u64) -> ProgressBar {
+    let bar = ProgressBar::new(runs);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "[{bar:40}] {pos}/{len} runs, {elapsed_precise} spent, about {eta_precise} left {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Means over seeds and their band `(lower, upper)`, one per abscissa.
 pub(super) type MeanBand = (Vec<f64>, (Vec<f64>, Vec<f64>));
 
@@ -215,6 +307,30 @@ pub(super) struct RunResult {
     /// pseudo-gradient; empty for the others).
     #[serde(default)]
     pub(super) correction: Vec<crate::nexus::CorrectionStrength>,
+    /// The training loss's change over the last 10% of steps, from its least-squares line, as
+    /// a share of the loss there: how far the run was from flat when it stopped.
+    #[serde(default)]
+    pub(super) tail_change: f64,
+}
+
+/// The least-squares line's change over the last 10% of `losses` (at least 5 steps), as a share
+/// of their mean.
+pub(super) fn tail_change(losses: &[f64]) -> f64 {
+    let n = (losses.len() / 10).max(5).min(losses.len());
+    let tail = &losses[losses.len() - n..];
+    if n < 2 {
+        return 0.0;
+    }
+    let xm = (n as f64 - 1.0) / 2.0;
+    let ym = tail.iter().sum::<f64>() / n as f64;
+    let (sxy, sxx) = tail
+        .iter()
+        .enumerate()
+        .fold((0.0, 0.0), |(sxy, sxx), (i, y)| {
+            let dx = i as f64 - xm;
+            (sxy + dx * (y - ym), sxx + dx * dx)
+        });
+    sxy / sxx * (n as f64 - 1.0) / ym
 }
 
 /// A stored run: the settings it ran under and what it measured. A stored run is reused only
@@ -284,25 +400,23 @@ fn run_seed(master: u64, index: usize) -> u64 {
 
 pub(super) fn run_one(
     a: &StudyConfig,
-    variant: Variant,
+    job: &Job,
     master: u64,
-    seed: usize,
     device: &Device,
 ) -> Result<(RunResult, Provenance)> {
+    let (variant, seed, setting) = (job.variant, job.seed, &job.setting);
     let (ft_steps, ft_lr) = (if a.quick { 5 } else { 20 }, 1e-3);
     let defaults = TrainConfig::default();
     // The study's sequences fit every preset (`micro` has 16 positions).
     let seq_len = defaults
         .seq_len
-        .min(crate::llama::LlamaConfig::preset(&a.preset)?.max_position_embeddings);
-    let cfg = TrainConfig {
+        .min(crate::llama::LlamaConfig::preset(&setting.preset)?.max_position_embeddings);
+    let mut cfg = TrainConfig {
         seq_len,
-        preset: a.preset.clone(),
         variant,
-        steps: a.steps,
         seed: run_seed(master, seed),
-        eval_every: (a.steps / 6).max(1),
-        checkpoint_every: a.steps,
+        eval_every: (setting.steps / 6).max(1),
+        checkpoint_every: setting.steps,
         sources: a
             .corpus
             .as_ref()
@@ -318,8 +432,15 @@ pub(super) fn run_one(
         }),
         ..TrainConfig::default()
     };
+    setting.apply(&mut cfg);
     let store = store_dir(a, master);
-    let stored = store.join(format!("{}-{seed}.json", variant.name()));
+    // The variant study's runs keep their names; a sweep's carry their setting.
+    let name = if *setting == a.base_setting() {
+        format!("{}-{seed}", variant.name())
+    } else {
+        format!("{}-{}-{seed}", variant.name(), setting.slug())
+    };
+    let stored = store.join(format!("{name}.json"));
     let settings = serde_json::json!({
         "config": cfg,
         "source_sha256": crate::llama::source_digests(&cfg)?,
@@ -344,7 +465,7 @@ pub(super) fn run_one(
     }
     // The run's own folder (its metrics and last checkpoint) lives only until its result is
     // stored.
-    let dir = store.join(format!("{}-{seed}.run", variant.name()));
+    let dir = store.join(format!("{name}.run"));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(crate::fsio::io_error(&dir))?;
     }
@@ -411,6 +532,7 @@ pub(super) fn run_one(
         validation: e.validation.clone(),
         tokens_per_second,
         correction,
+        tail_change: tail_change(&losses),
     };
     drop(t);
     let text = serde_json::to_string(&StoredRun {
@@ -431,14 +553,14 @@ pub(super) fn run_one(
 pub(super) fn run_all(
     a: &StudyConfig,
     master: u64,
-    jobs: &[(Variant, usize)],
+    jobs: &[Job],
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<Vec<RunResult>> {
     let done = if a.jobs <= 1 {
         jobs.iter()
-            .map(|&(v, seed)| {
-                let r = run_one(a, v, master, seed, device);
+            .map(|job| {
+                let r = run_one(a, job, master, device);
                 bar.inc(1);
                 r
             })
@@ -479,7 +601,7 @@ pub(super) fn run_all(
 fn run_parallel(
     a: &StudyConfig,
     master: u64,
-    jobs: &[(Variant, usize)],
+    jobs: &[Job],
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<Vec<Finished>> {
@@ -493,10 +615,10 @@ fn run_parallel(
             .map_err(|e| crate::Error::Data(format!("cannot start a thread pool: {e}")))?;
         loop {
             let i = next.fetch_add(1, Ordering::SeqCst);
-            let Some(&(v, seed)) = jobs.get(i) else {
+            let Some(job) = jobs.get(i) else {
                 return Ok(());
             };
-            let r = pool.install(|| run_one(a, v, master, seed, device));
+            let r = pool.install(|| run_one(a, job, master, device));
             if r.is_err() {
                 // No new runs after a failure: the study stops at its first error.
                 next.store(jobs.len(), Ordering::SeqCst);

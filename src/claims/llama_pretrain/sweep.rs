@@ -1,0 +1,655 @@
+//! Sweeps: Nexus against AdamW over a range of one setting, paired by training seed, each
+//! setting an *arm*.
+//!
+//! - `llama-dose` (the dose response): the inner step gamma over 0.003 to 0.3 and K over
+//!   {2, 4, 8}, with `K x micro-batch = 32` sequences per step in every arm, so that K splits a
+//!   step's tokens and never changes how many there are. AdamW's update does not depend on
+//!   gamma or on the split, so one set of AdamW runs is every arm's baseline. Each arm's
+//!   held-out effect is set against the correction strength measured in its own runs
+//!   (`||pg - gamma sum_i ghat_i|| / ||gamma sum_i ghat_i||`): a null at every strength
+//!   separates "too weak at this scale" from "absent".
+//! - `llama-schedules` (Table 3): AdamW and Nexus under the cosine and the WSD schedule.
+//! - `llama-sizes` (Fig. 5's trend): the size presets `size-*`, each at the same tokens per
+//!   parameter, and a trend test: the slope of the relative held-out effect against log10 of
+//!   the parameter count, with its interval.
+//!
+//! Every arm's held-out effect is decided against the paper's smallest reported gain
+//! ([`NEAREST_SCALE_GAIN`] of AdamW's loss), its pretraining difference against the paper's
+//! |delta| < 0.01, with Holm's correction over the arms of a reading (`report::verdict`).
+
+use super::runs::{
+    run_all, Job, Metric, RunResult, Setting, StudyConfig, LEVEL, NEAREST_SCALE_GAIN,
+};
+use crate::llama::{LlamaConfig, Schedule, TrainConfig, Variant};
+use crate::report::{
+    ClaimKind, ClaimMeta, ClaimReport, EffectPanel, EffectSeries, Figure, Hypothesis, Instance,
+    Outcome, Reading, Role, Test,
+};
+use crate::stats::{mean_ci, MeanCi};
+use crate::Result;
+use candle_core::Device;
+use indicatif::ProgressBar;
+
+/// The dose response: the effect against gamma and K.
+pub const LLAMA_DOSE: ClaimMeta = ClaimMeta {
+    id: "llama-dose",
+    reference: "Sec. 3 and Tables 1, 9 (the effect should grow with the second-order term's strength)",
+    statement: "At the paper's gamma = 0.01 and K = 4, Nexus reaches the same pretraining loss as AdamW (|delta| < 0.01) with a lower out-of-distribution loss; across gamma in [0.003, 0.3] and K in {2, 4, 8}, the effect follows the strength of Nexus's correction.",
+    kind: ClaimKind::UpperBound,
+};
+
+/// Table 3: cosine against WSD.
+pub const LLAMA_SCHEDULES: ClaimMeta = ClaimMeta {
+    id: "llama-schedules",
+    reference: "Table 3 (cosine and WSD schedules)",
+    statement: "Under both the cosine and the WSD learning-rate schedule, Nexus reaches the same pretraining loss as AdamW (|delta| < 0.01) with a lower out-of-distribution loss.",
+    kind: ClaimKind::UpperBound,
+};
+
+/// Fig. 5's trend: the gain grows with model size.
+pub const LLAMA_SIZES: ClaimMeta = ClaimMeta {
+    id: "llama-sizes",
+    reference: "Sec. 4.3, Fig. 5 and Table 9 (gains grow with model size)",
+    statement: "Nexus's out-of-distribution gain over AdamW grows with model size.",
+    kind: ClaimKind::UpperBound,
+};
+
+/// The slope of the relative held-out gain against log10(parameters) in the paper's Table 9
+/// (130M 0.64%, 300M 0.34%, 520M 0.35%, 1.2B 0.44%, 2.3B 0.92%): ordinary least squares,
+/// 0.205% of the loss per decade (computed in the test `paper_trend_slope`).
+pub const PAPER_TREND_PER_DECADE: f64 = 0.00205;
+
+/// The gammas of the dose response: two decades, five values.
+pub const DOSE_GAMMAS: [f64; 5] = [0.003, 0.01, 0.03, 0.1, 0.3];
+/// The K of the dose response.
+pub const DOSE_KS: [usize; 3] = [2, 4, 8];
+/// Sequences per outer step in every arm of a sweep (the study's default: 4 x 8).
+const SEQUENCES_PER_STEP: usize = 32;
+/// Tokens per parameter of the size series: tiny's at the study's 300 steps (133,440
+/// parameters, 307,200 tokens), so the size series passes through the main study's setting.
+pub const SIZE_TOKENS_PER_PARAMETER: f64 = 307_200.0 / 133_440.0;
+/// The size series' presets: 2,484 to 270,816 parameters, two decades.
+pub const SIZE_PRESETS: [&str; 5] = ["size-2k", "size-10k", "size-34k", "tiny", "size-271k"];
+/// The fewest outer steps a size should get (its warmup is 20): the smaller sizes split their
+/// tokens into smaller steps to reach it.
+const MIN_SIZE_STEPS: usize = 60;
+
+/// Which sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SweepKind {
+    Dose,
+    Schedules,
+    Sizes,
+}
+
+impl SweepKind {
+    pub fn meta(self) -> &'static ClaimMeta {
+        match self {
+            SweepKind::Dose => &LLAMA_DOSE,
+            SweepKind::Schedules => &LLAMA_SCHEDULES,
+            SweepKind::Sizes => &LLAMA_SIZES,
+        }
+    }
+}
+
+/// One setting of a sweep: Nexus there against AdamW at the same budget.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    pub label: String,
+    /// The series it is drawn in (K in the dose response).
+    pub group: String,
+    /// Gamma, the schedule's position, or the parameter count.
+    pub x: f64,
+    pub nexus: Setting,
+    /// Whether it is the paper's own setting (the statement's arm).
+    pub paper: bool,
+}
+
+impl Arm {
+    fn adamw(&self) -> Setting {
+        self.nexus.without_inner_loop()
+    }
+}
+
+/// The arms of a sweep.
+pub fn arms(kind: SweepKind, a: &StudyConfig) -> Result<Vec<Arm>> {
+    let base = a.base_setting();
+    let d = TrainConfig::default();
+    Ok(match kind {
+        SweepKind::Dose => DOSE_KS
+            .iter()
+            .flat_map(|&k| {
+                let base = base.clone();
+                DOSE_GAMMAS.iter().map(move |&g| Arm {
+                    label: format!("gamma {g}, K {k}"),
+                    group: format!("K = {k}"),
+                    x: g,
+                    nexus: Setting {
+                        inner_lr: g,
+                        accum: k,
+                        micro_batch: SEQUENCES_PER_STEP / k,
+                        ..base.clone()
+                    },
+                    paper: g == d.inner_lr && k == d.accum,
+                })
+            })
+            .collect(),
+        SweepKind::Schedules => [Schedule::Cosine, Schedule::Wsd]
+            .iter()
+            .enumerate()
+            .map(|(i, &schedule)| Arm {
+                label: format!("{schedule:?}").to_lowercase(),
+                group: "nexus - adamw".into(),
+                x: (i + 1) as f64,
+                nexus: Setting {
+                    schedule,
+                    ..base.clone()
+                },
+                paper: true,
+            })
+            .collect(),
+        SweepKind::Sizes => SIZE_PRESETS
+            .iter()
+            .map(|&preset| -> Result<Arm> {
+                let p = LlamaConfig::preset(preset)?.num_parameters() as f64;
+                let tokens = SIZE_TOKENS_PER_PARAMETER * p;
+                // The study's 8 sequences per micro-batch, halved for the smallest sizes until
+                // they take at least MIN_SIZE_STEPS steps (or reach 1).
+                let mut micro_batch = d.micro_batch;
+                while micro_batch > 1
+                    && tokens / ((d.accum * micro_batch * d.seq_len) as f64) < MIN_SIZE_STEPS as f64
+                {
+                    micro_batch /= 2;
+                }
+                let steps = (tokens / (d.accum * micro_batch * d.seq_len) as f64).round() as usize;
+                let steps = steps.max(6);
+                Ok(Arm {
+                    label: format!("{preset} ({p} parameters)"),
+                    group: format!("gamma {}", d.inner_lr),
+                    x: p,
+                    nexus: Setting {
+                        preset: preset.into(),
+                        steps,
+                        micro_batch,
+                        ..base.clone()
+                    },
+                    paper: true,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    })
+}
+
+/// Every run of a sweep at one master seed: each arm's Nexus runs, and each distinct AdamW
+/// setting's runs once.
+pub fn jobs(kind: SweepKind, a: &StudyConfig) -> Result<Vec<Job>> {
+    let mut settings: Vec<(Variant, Setting)> = Vec::new();
+    for arm in arms(kind, a)? {
+        for vs in [(Variant::Adamw, arm.adamw()), (Variant::Nexus, arm.nexus)] {
+            if !settings.contains(&vs) {
+                settings.push(vs);
+            }
+        }
+    }
+    Ok(settings
+        .into_iter()
+        .flat_map(|(variant, setting)| {
+            (0..a.seeds).map(move |seed| Job {
+                variant,
+                seed,
+                setting: setting.clone(),
+            })
+        })
+        .collect())
+}
+
+/// What one arm measured: differences to AdamW paired by seed.
+struct ArmResult {
+    arm: Arm,
+    pretraining: MeanCi,
+    held_out: MeanCi,
+    /// AdamW's mean held-out loss (the base of the relative effects).
+    baseline: f64,
+    /// Correction strength over every evaluation step of the arm's Nexus runs: min, median, max.
+    strength: Option<(f64, f64, f64)>,
+    cosine: Option<f64>,
+    /// Mean change of the training loss over the last 10% of steps (share of the loss), AdamW
+    /// and Nexus.
+    tail: (f64, f64),
+}
+
+impl ArmResult {
+    /// The held-out effect in percent of AdamW's loss: (mean, lower, upper).
+    fn relative(&self, ci: (f64, f64)) -> (f64, f64, f64) {
+        let r = 100.0 / self.baseline;
+        (self.held_out.mean * r, ci.0 * r, ci.1 * r)
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    s / n.max(1) as f64
+}
+
+/// Trains one master seed's runs and assembles the report; also returns the headline numbers
+/// in words.
+pub(super) fn study(
+    kind: SweepKind,
+    a: &StudyConfig,
+    master: u64,
+    bar: &ProgressBar,
+    device: &Device,
+) -> Result<(ClaimReport, String)> {
+    let jobs = jobs(kind, a)?;
+    bar.set_message(format!("master seed {master}"));
+    let done = run_all(a, master, &jobs, bar, device)?;
+    let runs_of = |variant: Variant, setting: &Setting| -> Vec<&RunResult> {
+        jobs.iter()
+            .zip(&done)
+            .filter(|(j, _)| j.variant == variant && &j.setting == setting)
+            .map(|(_, r)| r)
+            .collect()
+    };
+    let family = "synthetic languages";
+    let mut results = Vec::new();
+    for arm in arms(kind, a)? {
+        let (adamw, nexus) = (
+            runs_of(Variant::Adamw, &arm.adamw()),
+            runs_of(Variant::Nexus, &arm.nexus),
+        );
+        let diffs = |m: Metric| -> Result<MeanCi> {
+            let d: Vec<f64> = nexus
+                .iter()
+                .zip(&adamw)
+                .map(|(n, b)| n.metrics[m as usize] - b.metrics[m as usize])
+                .collect();
+            mean_ci(&d, LEVEL)
+        };
+        let relative: Vec<f64> = nexus
+            .iter()
+            .flat_map(|r| r.correction.iter().map(|c| c.relative))
+            .collect();
+        let cosines: Vec<f64> = nexus
+            .iter()
+            .flat_map(|r| r.correction.iter().map(|c| c.cosine))
+            .collect();
+        results.push(ArmResult {
+            pretraining: diffs(Metric::PretrainingLoss)?,
+            held_out: diffs(Metric::HeldOutLoss)?,
+            baseline: mean(
+                adamw
+                    .iter()
+                    .map(|r| r.metrics[Metric::HeldOutLoss as usize]),
+            ),
+            strength: crate::stats::min_median_max(&relative),
+            cosine: crate::stats::min_median_max(&cosines).map(|c| c.1),
+            tail: (
+                mean(adamw.iter().map(|r| r.tail_change)),
+                mean(nexus.iter().map(|r| r.tail_change)),
+            ),
+            arm,
+        });
+    }
+    const SAME: &str = "nexus: same pretraining loss";
+    const LOWER: &str = "nexus: lower held-out loss";
+    let statement = match kind {
+        SweepKind::Dose => {
+            "the paper's setting (gamma 0.01, K 4): same pretraining loss, lower held-out loss"
+        }
+        SweepKind::Schedules => "cosine and WSD: same pretraining loss, lower held-out loss",
+        SweepKind::Sizes => "held-out gain grows with size",
+    };
+    let mut instances = Vec::new();
+    let same = Hypothesis::Within {
+        value: 0.0,
+        margin: 0.01,
+    };
+    let effect = |r: &ArmResult| Hypothesis::Effect {
+        lower_is_better: true,
+        size: NEAREST_SCALE_GAIN * r.baseline.abs(),
+    };
+    for (index, r) in results.iter().enumerate() {
+        let prm = arm_params(index, r, a.seeds);
+        let tested = |reading: &str, ci: &MeanCi, h: Hypothesis| {
+            Instance::tested(family, reading, &prm, 0.0, Test::of(ci, h))
+        };
+        // Every arm in the readings over all arms (Holm over the arms); the statement's arms
+        // again in the statement's reading.
+        instances.push(tested(SAME, &r.pretraining, same));
+        instances.push(tested(LOWER, &r.held_out, effect(r)));
+        if r.arm.paper && kind != SweepKind::Sizes {
+            instances.push(tested(statement, &r.pretraining, same));
+            instances.push(tested(statement, &r.held_out, effect(r)));
+        }
+    }
+    let trend = if kind == SweepKind::Sizes {
+        let t = trend(&results)?;
+        instances.push(Instance::tested(
+            family,
+            statement,
+            &[("seeds", a.seeds as f64), ("sizes", results.len() as f64)],
+            0.0,
+            Test {
+                mean: t.0,
+                std_err: t.1,
+                n: a.seeds,
+                hypothesis: Hypothesis::Effect {
+                    lower_is_better: true,
+                    size: PAPER_TREND_PER_DECADE * 100.0,
+                },
+            },
+        ));
+        Some(t)
+    } else {
+        None
+    };
+    let mut readings = vec![
+        Reading::new(
+            statement,
+            match kind {
+                SweepKind::Sizes => "the slope of the relative held-out effect (Nexus - AdamW, % of AdamW's loss) against log10(parameters), weighted least squares over the sizes, is significantly below 0 (Holm, family-wise 0.001); 'no effect' when the paper's Table 9 slope (-0.205% per decade) is excluded",
+                _ => "per arm, two tested instances: the pretraining-loss difference (Nexus - AdamW, paired by seed; validation loss over the training mixture) within +-0.01 (an equivalence), and the held-out-loss difference significantly below 0 (Holm, family-wise 0.001); 'no effect' when a 0.34% reduction (the paper's smallest held-out gain, Table 9, 300M) is excluded",
+            },
+            Role::Statement,
+        ),
+        Reading::new(
+            LOWER,
+            "every arm: the held-out-loss difference significantly below 0 (Holm over the arms, family-wise 0.001); 'no effect' when 0.34% of AdamW's loss is excluded",
+            Role::Info,
+        ),
+        Reading::new(
+            SAME,
+            "every arm: the pretraining-loss difference within +-0.01 (an equivalence, family-wise over the arms)",
+            Role::Info,
+        ),
+    ];
+    if kind == SweepKind::Sizes {
+        // The sizes have no per-arm statement instances.
+        readings.truncate(3);
+    }
+    let d = TrainConfig::default();
+    let first = &results[0].arm.nexus;
+    let settings = serde_json::json!({
+        "sweep": format!("{kind:?}").to_lowercase(),
+        "arms": results.iter().map(|r| serde_json::json!({
+            "label": r.arm.label, "preset": r.arm.nexus.preset, "steps": r.arm.nexus.steps,
+            "inner_lr": r.arm.nexus.inner_lr, "accum": r.arm.nexus.accum,
+            "micro_batch": r.arm.nexus.micro_batch, "schedule": format!("{:?}", r.arm.nexus.schedule),
+            "tokens_per_run": r.arm.nexus.tokens(d.seq_len)})).collect::<Vec<_>>(),
+        "seeds": a.seeds, "jobs": a.jobs, "seq_len": d.seq_len, "lr": d.lr, "warmup": d.warmup,
+        "sequences_per_step": first.accum * first.micro_batch, "ci_level": LEVEL,
+        "effect_margin": "0.34% of AdamW's held-out loss (Table 9, 300M, the paper's smallest)",
+        "master_seeds": a.master_seeds, "run_seeds": "stream_seed(master, \"pretrain-run:<i>\")",
+        "device": a.device.flag(),
+    });
+    let mut rep = ClaimReport::assemble(
+        kind.meta(),
+        master,
+        a.quick,
+        settings,
+        readings,
+        instances,
+        figure(kind, &results),
+    )?;
+    // Per-arm intervals as the report decided them (Bonferroni over the arms of a reading).
+    let decided = |reading: &str, index: usize| -> Option<(Outcome, (f64, f64))> {
+        rep.instances
+            .iter()
+            .find(|i| i.reading == reading && i.params.get("arm") == Some(&(index as f64)))
+            .and_then(|i| Some((i.outcome(), i.ci?)))
+    };
+    let mut findings = Vec::new();
+    let mut lines = Vec::new();
+    let mut shown = Vec::new();
+    for (index, r) in results.iter().enumerate() {
+        let (Some((held, held_ci)), Some((same_outcome, pre_ci))) =
+            (decided(LOWER, index), decided(SAME, index))
+        else {
+            continue;
+        };
+        let (m, lo, hi) = r.relative(held_ci);
+        if matches!(held, Outcome::Holds | Outcome::Smaller) {
+            shown.push(r.arm.label.clone());
+        }
+        lines.push(format!(
+            "{}: held-out {:+.4} [{:+.4}, {:+.4}] ({m:+.2}% [{lo:+.2}%, {hi:+.2}%], {}), pretraining {:+.4} [{:+.4}, {:+.4}] ({}), correction strength {}, cosine {}, last-10% loss change AdamW {:+.2}% Nexus {:+.2}%",
+            r.arm.label,
+            r.held_out.mean,
+            held_ci.0,
+            held_ci.1,
+            outcome_words(held),
+            r.pretraining.mean,
+            pre_ci.0,
+            pre_ci.1,
+            outcome_words(same_outcome),
+            r.strength.map_or("-".into(), |(lo, med, hi)| format!("{med:.3e} [{lo:.3e}, {hi:.3e}]")),
+            r.cosine.map_or("-".into(), |c| format!("{c:.5}")),
+            100.0 * r.tail.0,
+            100.0 * r.tail.1,
+        ));
+    }
+    findings.push(format!(
+        "Per arm, Nexus - AdamW over {} seed pairs, with family-wise intervals over the arms (Bonferroni, {:.1}% together) and the held-out effect in % of AdamW's loss: {}.",
+        a.seeds,
+        100.0 * LEVEL,
+        lines.join("; ")
+    ));
+    let strengths: Vec<f64> = results
+        .iter()
+        .filter_map(|r| r.strength.map(|s| s.1))
+        .collect();
+    let (smin, smax) = strengths
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+            (lo.min(s), hi.max(s))
+        });
+    findings.push(if shown.is_empty() {
+        format!(
+            "No arm shows a lower held-out loss (Holm over {} arms): at median correction strengths from {smin:.2e} to {smax:.2e}, the held-out difference is not significantly below 0 in any arm.",
+            results.len()
+        )
+    } else {
+        format!(
+            "Arms with a significantly lower held-out loss (Holm over {} arms): {}.",
+            results.len(),
+            shown.join(", ")
+        )
+    });
+    if let Some((slope, se)) = trend {
+        findings.push(format!(
+            "Trend: the relative held-out effect changes by {slope:+.3}% of the loss per decade of parameters (standard error {se:.3}%; the paper's Table 9 gives -0.205% per decade), over {} sizes from {} to {} parameters.",
+            results.len(),
+            results[0].arm.x,
+            results[results.len() - 1].arm.x
+        ));
+    }
+    let tokens = results.iter().map(|r| r.arm.nexus.tokens(d.seq_len));
+    let (tmin, tmax) = (tokens.clone().min().unwrap_or(0), tokens.max().unwrap_or(0));
+    let params: Vec<usize> = results
+        .iter()
+        .map(|r| LlamaConfig::preset(&r.arm.nexus.preset).map(|c| c.num_parameters()))
+        .collect::<Result<_>>()?;
+    let (pmin, pmax) = (
+        params.iter().copied().min().unwrap_or(0),
+        params.iter().copied().max().unwrap_or(0),
+    );
+    let span = |lo: usize, hi: usize| {
+        if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo} to {hi}")
+        }
+    };
+    rep.scale = Some(format!(
+        "{} parameters, {} training tokens per run",
+        span(pmin, pmax),
+        span(tmin, tmax)
+    ));
+    findings.push(format!(
+        "Scale: {} parameters, {} training tokens per run; the paper's models range from 130M to 3B parameters.",
+        span(pmin, pmax),
+        span(tmin, tmax)
+    ));
+    rep.findings = findings;
+    let summary = match trend {
+        Some((s, se)) => format!("slope {s:+.3}% per decade (se {se:.3}%)"),
+        None => format!(
+            "{} of {} arms with a lower held-out loss",
+            shown.len(),
+            results.len()
+        ),
+    };
+    Ok((rep, summary))
+}
+
+fn outcome_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Holds => "holds",
+        Outcome::Smaller => "significant, smaller than the paper's",
+        Outcome::Fails => "fails",
+        Outcome::Undecided => "undecided",
+    }
+}
+
+/// An arm's parameters in the report: its index (to find it again), its settings and its size.
+fn arm_params(index: usize, r: &ArmResult, seeds: usize) -> Vec<(&'static str, f64)> {
+    let s = &r.arm.nexus;
+    vec![
+        ("arm", index as f64),
+        ("seeds", seeds as f64),
+        ("gamma", s.inner_lr),
+        ("K", s.accum as f64),
+        ("steps", s.steps as f64),
+        ("wsd", f64::from(u8::from(s.schedule == Schedule::Wsd))),
+        (
+            "d",
+            LlamaConfig::preset(&s.preset).map_or(f64::NAN, |c| c.num_parameters() as f64),
+        ),
+    ]
+}
+
+/// The slope of the relative held-out effect (% of AdamW's loss) against log10(parameters),
+/// weighted least squares with weights 1 / se^2, and its standard error.
+fn trend(results: &[ArmResult]) -> Result<(f64, f64)> {
+    let pts: Vec<(f64, f64, f64)> = results
+        .iter()
+        .map(|r| {
+            let s = 100.0 / r.baseline;
+            (r.arm.x.log10(), r.held_out.mean * s, r.held_out.std_err * s)
+        })
+        .collect();
+    weighted_slope(&pts)
+}
+
+/// Weighted least-squares slope of `(x, y, se)` points and its standard error.
+pub fn weighted_slope(pts: &[(f64, f64, f64)]) -> Result<(f64, f64)> {
+    let w: Vec<f64> = pts.iter().map(|p| 1.0 / (p.2 * p.2).max(1e-300)).collect();
+    let sw: f64 = w.iter().sum();
+    let xm = pts.iter().zip(&w).map(|(p, w)| w * p.0).sum::<f64>() / sw;
+    let ym = pts.iter().zip(&w).map(|(p, w)| w * p.1).sum::<f64>() / sw;
+    let sxx: f64 = pts
+        .iter()
+        .zip(&w)
+        .map(|(p, w)| w * (p.0 - xm).powi(2))
+        .sum();
+    if pts.len() < 2 || sxx <= 0.0 {
+        return Err(crate::Error::InvalidArgument {
+            name: "sizes",
+            reason: "a trend needs at least two sizes".into(),
+        });
+    }
+    let sxy: f64 = pts
+        .iter()
+        .zip(&w)
+        .map(|(p, w)| w * (p.0 - xm) * (p.1 - ym))
+        .sum();
+    Ok((sxy / sxx, (1.0 / sxx).sqrt()))
+}
+
+/// The sweep's figure: the held-out and pretraining differences with their (per-arm, 95%...)
+/// intervals, against the measured correction strength (dose), the schedule, or the size.
+fn figure(kind: SweepKind, results: &[ArmResult]) -> Figure {
+    let mut groups: Vec<String> = results.iter().map(|r| r.arm.group.clone()).collect();
+    groups.dedup();
+    let x_of = |r: &ArmResult| match kind {
+        SweepKind::Dose => r.strength.map_or(f64::NAN, |s| s.1),
+        _ => r.arm.x,
+    };
+    let panel = |title: &str, of: &dyn Fn(&ArmResult) -> (f64, f64, f64), refs| EffectPanel {
+        title: title.into(),
+        series: groups
+            .iter()
+            .map(|g| EffectSeries {
+                label: g.clone(),
+                points: results
+                    .iter()
+                    .filter(|r| &r.arm.group == g)
+                    .map(|r| {
+                        let (m, lo, hi) = of(r);
+                        (x_of(r), m, lo, hi)
+                    })
+                    .collect(),
+            })
+            .collect(),
+        references: refs,
+    };
+    let held = |r: &ArmResult| r.relative((r.held_out.lo, r.held_out.hi));
+    let pre = |r: &ArmResult| (r.pretraining.mean, r.pretraining.lo, r.pretraining.hi);
+    Figure::Effects {
+        x_label: match kind {
+            SweepKind::Dose => "measured correction strength (median)".into(),
+            SweepKind::Schedules => "schedule: 1 cosine, 2 WSD".into(),
+            SweepKind::Sizes => "parameters".into(),
+        },
+        y_label: "Nexus - AdamW, paired by seed".into(),
+        log_x: kind != SweepKind::Schedules,
+        panels: vec![
+            panel(
+                &format!(
+                    "held-out loss, % of AdamW's ({:.1}% intervals)",
+                    100.0 * LEVEL
+                ),
+                &held,
+                vec![
+                    ("no effect".into(), 0.0),
+                    (
+                        "the paper's smallest gain (-0.34%)".into(),
+                        -100.0 * NEAREST_SCALE_GAIN,
+                    ),
+                ],
+            ),
+            panel(
+                &format!("pretraining loss ({:.1}% intervals)", 100.0 * LEVEL),
+                &pre,
+                vec![
+                    ("no difference".into(), 0.0),
+                    ("the paper's |delta| < 0.01".into(), 0.01),
+                    (String::new(), -0.01),
+                ],
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trend constant is Table 9's least-squares slope.
+    #[test]
+    fn paper_trend_slope() {
+        let table9 = [
+            (130e6f64, 0.64),
+            (300e6, 0.34),
+            (520e6, 0.35),
+            (1.2e9, 0.44),
+            (2.3e9, 0.92),
+        ];
+        let pts: Vec<(f64, f64, f64)> = table9.iter().map(|&(p, g)| (p.log10(), g, 1.0)).collect();
+        let (slope, _) = weighted_slope(&pts).unwrap();
+        assert!(
+            (slope / 100.0 - PAPER_TREND_PER_DECADE).abs() < 5e-6,
+            "{slope}"
+        );
+    }
+}
