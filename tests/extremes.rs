@@ -98,6 +98,24 @@ const TARGETS: &[Target] = &[
         flags: &[("--seed", true, 0), ("--seeds", true, L::SEEDS)],
     },
     Target {
+        bin: env!("CARGO_BIN_EXE_tightness"),
+        base: &[
+            "--quick",
+            "--only",
+            "ctl-descent",
+            "--starts",
+            "1",
+            "--iterations",
+            "1",
+        ],
+        out: true,
+        flags: &[
+            ("--seed", true, 0),
+            ("--starts", true, L::SEEDS),
+            ("--iterations", true, L::STEPS),
+        ],
+    },
+    Target {
         bin: env!("CARGO_BIN_EXE_pretrain"),
         base: &[
             "--quick",

@@ -13,5 +13,6 @@ mod llama;
 mod nexus;
 mod pinned;
 mod reliability;
+mod tightness;
 mod training;
 mod verdicts;

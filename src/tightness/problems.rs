@@ -3,7 +3,7 @@
 //! interval (rotations free, minima and points free): the smallest class on which each claim's
 //! worst case is attained or, for Eq. 78, searched.
 
-use super::{bounded, spd2, ClosedForm, Problem, QuadInstance};
+use super::search::{bounded, spd2, ClosedForm, Problem, QuadInstance};
 use crate::claims::common::stationary_point;
 use crate::claims::{controls, eq4, thm_2_3, thm_3_1, thm_3_2_steps, thm_8_1};
 use crate::error::Result;

@@ -23,8 +23,8 @@ mod runs;
 mod sweep;
 
 pub use analysis::{LLAMA_MANPAGES, LLAMA_MANPAGES_SKEWED, LLAMA_PRETRAIN};
-pub use runs::{Corpus, Metric, Setting, StudyConfig, HEADLINE_SEEDS};
-pub use sweep::{arms, Arm, SweepKind, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES};
+pub use runs::{Corpus, Metric, Setting, StudyConfig, SweepKind, HEADLINE_SEEDS};
+pub use sweep::{arms, Arm, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES};
 
 use crate::llama::Variant;
 use crate::report::{self, ClaimReport, Series};

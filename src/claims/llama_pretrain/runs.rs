@@ -128,7 +128,29 @@ pub struct StudyConfig {
     pub out: PathBuf,
     pub corpus: Option<Corpus>,
     /// A sweep of settings (gamma and K, schedules, model sizes) instead of the variant study.
-    pub sweep: Option<super::sweep::SweepKind>,
+    pub sweep: Option<SweepKind>,
+}
+
+/// Which sweep of settings a study runs instead of the variant study (`sweep.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SweepKind {
+    /// Gamma and K: `llama-dose`.
+    Dose,
+    /// Cosine and WSD: `llama-schedules`.
+    Schedules,
+    /// Model sizes: `llama-sizes`.
+    Sizes,
+}
+
+impl SweepKind {
+    /// The sweep's report id.
+    pub fn id(self) -> &'static str {
+        match self {
+            SweepKind::Dose => "llama-dose",
+            SweepKind::Schedules => "llama-schedules",
+            SweepKind::Sizes => "llama-sizes",
+        }
+    }
 }
 
 /// The settings a sweep varies between runs; the rest of a run's configuration is the study's.
@@ -227,7 +249,7 @@ impl StudyConfig {
     /// sweep's own id.
     pub fn study_id(&self) -> &'static str {
         if let Some(sweep) = self.sweep {
-            return sweep.meta().id;
+            return sweep.id();
         }
         match &self.corpus {
             None => "llama-pretrain",
@@ -648,4 +670,17 @@ fn run_parallel(
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A straight line's change over its last tenth, as a share of its mean there.
+    #[test]
+    fn tail_change_of_a_line() {
+        let losses: Vec<f64> = (0..200).map(|i| 10.0 - 0.01 * i as f64).collect();
+        // Last 20 steps: from 8.20 to 8.01, mean 8.105.
+        let expected = -0.19 / 8.105;
+        assert!((super::tail_change(&losses) - expected).abs() < 1e-12);
+        assert_eq!(super::tail_change(&[3.0; 50]), 0.0);
+    }
 }

@@ -18,7 +18,7 @@
 //! |delta| < 0.01, with Holm's correction over the arms of a reading (`report::verdict`).
 
 use super::runs::{
-    run_all, Job, Metric, RunResult, Setting, StudyConfig, LEVEL, NEAREST_SCALE_GAIN,
+    run_all, Job, Metric, RunResult, Setting, StudyConfig, SweepKind, LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{LlamaConfig, Schedule, TrainConfig, Variant};
 use crate::report::{
@@ -74,21 +74,12 @@ pub const SIZE_PRESETS: [&str; 5] = ["size-2k", "size-10k", "size-34k", "tiny", 
 /// tokens into smaller steps to reach it.
 const MIN_SIZE_STEPS: usize = 60;
 
-/// Which sweep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SweepKind {
-    Dose,
-    Schedules,
-    Sizes,
-}
-
-impl SweepKind {
-    pub fn meta(self) -> &'static ClaimMeta {
-        match self {
-            SweepKind::Dose => &LLAMA_DOSE,
-            SweepKind::Schedules => &LLAMA_SCHEDULES,
-            SweepKind::Sizes => &LLAMA_SIZES,
-        }
+/// The report of a sweep.
+pub fn meta(kind: SweepKind) -> &'static ClaimMeta {
+    match kind {
+        SweepKind::Dose => &LLAMA_DOSE,
+        SweepKind::Schedules => &LLAMA_SCHEDULES,
+        SweepKind::Sizes => &LLAMA_SIZES,
     }
 }
 
@@ -383,7 +374,7 @@ pub(super) fn study(
         "device": a.device.flag(),
     });
     let mut rep = ClaimReport::assemble(
-        kind.meta(),
+        meta(kind),
         master,
         a.quick,
         settings,
@@ -634,6 +625,58 @@ fn figure(kind: SweepKind, results: &[ArmResult]) -> Figure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn study(seeds: usize) -> StudyConfig {
+        StudyConfig {
+            quick: false,
+            jobs: 1,
+            master_seed: 1,
+            master_seeds: 1,
+            seeds,
+            headline_seeds: seeds,
+            steps: 300,
+            preset: "tiny".into(),
+            device: crate::cli::DeviceName::Cpu,
+            out: std::path::PathBuf::from("unused"),
+            corpus: None,
+            sweep: Some(SweepKind::Dose),
+        }
+    }
+
+    /// The dose response: 15 arms, every one with 32 sequences per step, the paper's setting
+    /// among them once, and AdamW's runs shared by all arms.
+    #[test]
+    fn dose_arms_split_a_fixed_step() {
+        let a = study(3);
+        let arms = arms(SweepKind::Dose, &a).unwrap();
+        assert_eq!(arms.len(), 15);
+        assert!(arms
+            .iter()
+            .all(|r| r.nexus.accum * r.nexus.micro_batch == SEQUENCES_PER_STEP));
+        assert_eq!(arms.iter().filter(|r| r.paper).count(), 1);
+        assert!(arms.iter().all(|r| r.adamw() == a.base_setting()));
+        assert_eq!(jobs(SweepKind::Dose, &a).unwrap().len(), (15 + 1) * 3);
+    }
+
+    /// The size series: two decades of parameters, the same tokens per parameter at every
+    /// size to within one step's rounding.
+    #[test]
+    fn sizes_span_two_decades_at_one_ratio() {
+        let a = study(2);
+        let arms = arms(SweepKind::Sizes, &a).unwrap();
+        let (lo, hi) = (arms[0].x, arms[arms.len() - 1].x);
+        assert!(hi / lo >= 100.0, "{lo} to {hi}");
+        for r in &arms {
+            let s = &r.nexus;
+            let per_step = (s.accum * s.micro_batch * TrainConfig::default().seq_len) as f64;
+            let ratio = s.tokens(TrainConfig::default().seq_len) as f64 / r.x;
+            assert!(
+                (ratio - SIZE_TOKENS_PER_PARAMETER).abs() <= per_step / r.x,
+                "{}: {ratio} tokens per parameter",
+                r.label
+            );
+        }
+    }
 
     /// The trend constant is Table 9's least-squares slope.
     #[test]
