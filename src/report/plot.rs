@@ -130,6 +130,18 @@ pub fn tick(v: f64) -> String {
     }
 }
 
+/// The label of a position `v` on an axis drawn as log10: `tick(10^v)` where `10^v` is 1, 2, 3
+/// or 5 times a power of ten (within 2%), printed as that round value; empty elsewhere, so an
+/// axis given many candidate positions shows only round labels.
+fn log_label(v: f64) -> String {
+    let x = 10f64.powf(v);
+    let decade = 10f64.powf(v.floor());
+    [1.0, 2.0, 3.0, 5.0, 10.0]
+        .iter()
+        .find(|m| (x / (*m * decade) - 1.0).abs() < 0.02)
+        .map_or(String::new(), |m| tick(m * decade))
+}
+
 /// measured / claimed against claimed, one colour per reading, with the line ratio = 1. The
 /// ratio axis is logarithmic (drawn as log10 with labels `1e-11`, `1e3`) when the positive
 /// ratios span more than two decades, else linear; on a log axis a ratio of 0 or below cannot be
@@ -181,18 +193,14 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     } else {
         bounds(pts.iter().map(|p| p.2).chain([1.0, 0.0]), false)
     };
-    let y_tick = move |v: &f64| {
-        if log_y {
-            tick(10f64.powf(*v))
-        } else {
-            tick(*v)
-        }
-    };
+    // The legend's band above the data.
+    let yhi = yhi + 0.4 * (yhi - ylo);
+    let y_tick = move |v: &f64| if log_y { log_label(*v) } else { tick(*v) };
     let x_tick = move |v: &f64| {
         if by_position {
             format!("{v:.0}")
         } else {
-            tick(10f64.powf(*v))
+            log_label(*v)
         }
     };
     let x_desc = if by_position {
@@ -207,9 +215,16 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
         .y_label_area_size(80)
         .build_cartesian_2d(xlo..xhi, ylo..yhi)
         .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
+    let mut mesh = chart.configure_mesh();
+    if !by_position {
+        mesh.disable_x_mesh();
+    }
+    if log_y {
+        mesh.disable_y_mesh();
+    }
+    mesh.x_desc(x_desc)
+        .x_labels(if by_position { 10 } else { 40 })
+        .y_labels(if log_y { 40 } else { 10 })
         .y_desc(if log_y {
             "measured / claimed (log scale)"
         } else {
@@ -518,17 +533,7 @@ fn draw_effects(
         let (ylo, yhi) = (ymin - 0.06 * span, ymax + 0.5 * span);
         // On a log axis (drawn as log10) only round values get a label: 1, 2, 3 or 5 times a
         // power of ten.
-        let x_tick = move |v: &f64| {
-            if !log_x {
-                return tick(*v);
-            }
-            let x = 10f64.powf(*v);
-            let decade = 10f64.powf(v.floor());
-            [1.0, 2.0, 3.0, 5.0, 10.0]
-                .iter()
-                .find(|m| (x / (*m * decade) - 1.0).abs() < 0.02)
-                .map_or(String::new(), |m| tick(m * decade))
-        };
+        let x_tick = move |v: &f64| if log_x { log_label(*v) } else { tick(*v) };
         let y_tick = |v: &f64| tick(*v);
         let mut chart = ChartBuilder::on(&area)
             .caption(&panel.title, ("sans-serif", 18))

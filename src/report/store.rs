@@ -69,6 +69,11 @@ pub fn update_readme_into(
         return Ok(());
     };
     let text = replace_block(&text, "verdicts", &verdict_table(reports, "figures/"));
+    let text = replace_block(
+        &text,
+        "llama",
+        &super::markdown::llama_table(reports, "figures/"),
+    );
     let text = if tightness.is_empty() {
         text
     } else {

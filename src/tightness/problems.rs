@@ -150,9 +150,15 @@ impl Problem for Thm31 {
         Some(ClosedForm {
             instance: instance(vec![diag(1.0, 1.0); k], minima, vec![0.0, 0.0], vec![], 0.0),
             sharp: if self.cosine { 1.0 / k as f64 } else { 1.0 },
-            sharpness: Sharpness::Proven,
+            // K = 2: stationarity forces g_1 = -g_2, so the ratio is 1/2 on every instance.
+            // K > 2: attained; that nothing exceeds 1/K is the search's finding, not a proof.
+            sharpness: if !self.cosine || k == 2 {
+                Sharpness::Proven
+            } else {
+                Sharpness::Attained
+            },
             attained_at: if self.cosine {
-                format!("equal gradient norms whose normalized gradients sum to zero (K isotropic tasks with minima on a regular K-gon); at stationarity the ratio is sum ||g||^2 / (G^2 (K^2 - ||sum ghat||^2)) <= 1/K = {:.4}", 1.0 / k as f64)
+                format!("equal gradient norms whose normalized gradients sum to zero (K isotropic tasks with minima on a regular K-gon): at stationarity the ratio is sum ||g||^2 / (G^2 (K^2 - ||sum ghat||^2)), which is 1/K = {:.4} there", 1.0 / k as f64)
             } else {
                 "isotropic tasks of equal curvature (the mean value step is exact and lambda is their curvature)".into()
             },

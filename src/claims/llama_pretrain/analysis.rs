@@ -203,6 +203,15 @@ pub(super) fn study(
     };
     let mut instances = Vec::new();
     let mut findings = Vec::new();
+    // How active Nexus's correction was: its size against the first-order part, over every
+    // measurement (the evaluation steps) of every run of each variant that has one.
+    let strength_of = |vi: usize| {
+        let (relative, cosine): (Vec<f64>, Vec<f64>) = results[vi]
+            .iter()
+            .flat_map(|r| r.correction.iter().map(|c| (c.relative, c.cosine)))
+            .unzip();
+        crate::stats::min_median_max(&relative).zip(crate::stats::min_median_max(&cosine))
+    };
     for (vi, v) in Variant::ALL.iter().enumerate().skip(1) {
         // Paired by training seed: the variant's seeds against AdamW's first as many.
         let seeds = results[vi].len();
@@ -228,11 +237,19 @@ pub(super) fn study(
                 "{metric} {:+.4} [{:+.4}, {:+.4}]",
                 ci.mean, ci.lo, ci.hi
             ));
-            let prm = [
+            let mut prm = vec![
                 ("seeds", seeds as f64),
                 ("steps", a.steps as f64),
                 ("pretraining_loss_diff", pretraining.mean),
             ];
+            if let Some(((lo, med, hi), _)) = strength_of(vi) {
+                // The correction strength beside the effect (the README's Llama table).
+                prm.extend([
+                    ("strength_min", lo),
+                    ("strength_median", med),
+                    ("strength_max", hi),
+                ]);
+            }
             let baseline = (0..seeds)
                 .map(|s| results[0][s].metrics[metric as usize])
                 .sum::<f64>()
@@ -266,7 +283,7 @@ pub(super) fn study(
                     value: 0.0,
                     margin: 0.01,
                 };
-                let mut same_prm = prm.to_vec();
+                let mut same_prm = prm.clone();
                 same_prm.push(("pretraining_loss", 1.0));
                 instances.push(Instance::tested(
                     family,
@@ -290,18 +307,9 @@ pub(super) fn study(
             parts.join("; ")
         ));
     }
-    // How active Nexus's correction was: its size against the first-order part, over every
-    // measurement (the evaluation steps) of every run of each variant that has one.
     let mut strengths = Vec::new();
     for (vi, v) in Variant::ALL.iter().enumerate() {
-        let (relative, cosine): (Vec<f64>, Vec<f64>) = results[vi]
-            .iter()
-            .flat_map(|r| r.correction.iter().map(|c| (c.relative, c.cosine)))
-            .unzip();
-        if let (Some((lo, med, hi)), Some((clo, cmed, chi))) = (
-            crate::stats::min_median_max(&relative),
-            crate::stats::min_median_max(&cosine),
-        ) {
+        if let Some(((lo, med, hi), (clo, cmed, chi))) = strength_of(vi) {
             strengths.push(format!(
                 "{} {med:.3e} [{lo:.3e}, {hi:.3e}], cosine {cmed:.6} [{clo:.6}, {chi:.6}]",
                 v.name()

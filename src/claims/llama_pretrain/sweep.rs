@@ -313,6 +313,41 @@ pub(super) fn study(
             instances.push(tested(statement, &r.held_out, effect(r)));
         }
     }
+    // The dose response as one test over all arms: the relative held-out effect against
+    // log10 of the measured correction strength.
+    const DOSE_TREND: &str = "held-out effect grows with the correction strength";
+    let dose_trend = if kind == SweepKind::Dose {
+        let pts: Vec<(f64, f64, f64)> = results
+            .iter()
+            .filter_map(|r| {
+                let s = 100.0 / r.baseline;
+                Some((
+                    r.strength?.1.log10(),
+                    r.held_out.mean * s,
+                    r.held_out.std_err * s,
+                ))
+            })
+            .collect();
+        let t = weighted_slope(&pts)?;
+        instances.push(Instance::tested(
+            family,
+            DOSE_TREND,
+            &[("seeds", a.seeds as f64), ("arms", pts.len() as f64)],
+            0.0,
+            Test {
+                mean: t.0,
+                std_err: t.1,
+                n: a.seeds,
+                hypothesis: Hypothesis::Effect {
+                    lower_is_better: true,
+                    size: 100.0 * NEAREST_SCALE_GAIN,
+                },
+            },
+        ));
+        Some(t)
+    } else {
+        None
+    };
     let trend = if kind == SweepKind::Sizes {
         let t = trend(&results)?;
         instances.push(Instance::tested(
@@ -354,9 +389,12 @@ pub(super) fn study(
             Role::Info,
         ),
     ];
-    if kind == SweepKind::Sizes {
-        // The sizes have no per-arm statement instances.
-        readings.truncate(3);
+    if kind == SweepKind::Dose {
+        readings.push(Reading::new(
+            DOSE_TREND,
+            "the weighted least-squares slope of the relative held-out effect (% of AdamW's loss) against log10(median correction strength) over the 15 arms is significantly below 0; 'no trend' when a slope of -0.34% per tenfold strength is excluded (the paper gives no dose response; this is its smallest gain per decade of the mechanism's strength)",
+            Role::Info,
+        ));
     }
     let d = TrainConfig::default();
     let first = &results[0].arm.nexus;
@@ -446,6 +484,12 @@ pub(super) fn study(
             shown.join(", ")
         )
     });
+    if let Some((slope, se)) = dose_trend {
+        findings.push(format!(
+            "Dose response: the relative held-out effect changes by {slope:+.3}% of the loss per tenfold correction strength (standard error {se:.3}%, weighted least squares over {} arms spanning median strengths {smin:.2e} to {smax:.2e}).",
+            results.len()
+        ));
+    }
     if let Some((slope, se)) = trend {
         findings.push(format!(
             "Trend: the relative held-out effect changes by {slope:+.3}% of the loss per decade of parameters (standard error {se:.3}%; the paper's Table 9 gives -0.205% per decade), over {} sizes from {} to {} parameters.",
@@ -505,7 +549,7 @@ fn outcome_words(o: Outcome) -> &'static str {
 /// An arm's parameters in the report: its index (to find it again), its settings and its size.
 fn arm_params(index: usize, r: &ArmResult, seeds: usize) -> Vec<(&'static str, f64)> {
     let s = &r.arm.nexus;
-    vec![
+    let mut p = vec![
         ("arm", index as f64),
         ("seeds", seeds as f64),
         ("gamma", s.inner_lr),
@@ -516,7 +560,16 @@ fn arm_params(index: usize, r: &ArmResult, seeds: usize) -> Vec<(&'static str, f
             "d",
             LlamaConfig::preset(&s.preset).map_or(f64::NAN, |c| c.num_parameters() as f64),
         ),
-    ]
+    ];
+    if let Some((lo, med, hi)) = r.strength {
+        // The correction strength beside the effect (the README's Llama table reads these).
+        p.extend([
+            ("strength_min", lo),
+            ("strength_median", med),
+            ("strength_max", hi),
+        ]);
+    }
+    p
 }
 
 /// The slope of the relative held-out effect (% of AdamW's loss) against log10(parameters),
@@ -654,8 +707,12 @@ mod tests {
             .iter()
             .all(|r| r.nexus.accum * r.nexus.micro_batch == SEQUENCES_PER_STEP));
         assert_eq!(arms.iter().filter(|r| r.paper).count(), 1);
-        assert!(arms.iter().all(|r| r.adamw() == a.base_setting()));
-        assert_eq!(jobs(SweepKind::Dose, &a).unwrap().len(), (15 + 1) * 3);
+        // One AdamW baseline per split of a step (K = 2, 4, 8), shared by the gammas.
+        assert!(arms
+            .iter()
+            .all(|r| r.adamw().inner_lr == a.base_setting().inner_lr
+                && r.adamw().accum == r.nexus.accum));
+        assert_eq!(jobs(SweepKind::Dose, &a).unwrap().len(), (15 + 3) * 3);
     }
 
     /// The size series: two decades of parameters, the same tokens per parameter at every
