@@ -317,53 +317,28 @@ pub(super) fn study(
     // log10 of the measured correction strength.
     const DOSE_TREND: &str = "held-out effect grows with the correction strength";
     let dose_trend = if kind == SweepKind::Dose {
-        let pts: Vec<(f64, f64, f64)> = results
-            .iter()
-            .filter_map(|r| {
-                let s = 100.0 / r.baseline;
-                Some((
-                    r.strength?.1.log10(),
-                    r.held_out.mean * s,
-                    r.held_out.std_err * s,
-                ))
-            })
-            .collect();
-        let t = weighted_slope(&pts)?;
-        instances.push(Instance::tested(
-            family,
+        let t = relative_trend(&results, |r| r.strength.map(|s| s.1))?;
+        let prm = [("seeds", a.seeds as f64), ("arms", results.len() as f64)];
+        instances.push(trend_instance(
             DOSE_TREND,
-            &[("seeds", a.seeds as f64), ("arms", pts.len() as f64)],
-            0.0,
-            Test {
-                mean: t.0,
-                std_err: t.1,
-                n: a.seeds,
-                hypothesis: Hypothesis::Effect {
-                    lower_is_better: true,
-                    size: 100.0 * NEAREST_SCALE_GAIN,
-                },
-            },
+            &prm,
+            t,
+            a.seeds,
+            100.0 * NEAREST_SCALE_GAIN,
         ));
         Some(t)
     } else {
         None
     };
     let trend = if kind == SweepKind::Sizes {
-        let t = trend(&results)?;
-        instances.push(Instance::tested(
-            family,
+        let t = relative_trend(&results, |r| Some(r.arm.x))?;
+        let prm = [("seeds", a.seeds as f64), ("sizes", results.len() as f64)];
+        instances.push(trend_instance(
             statement,
-            &[("seeds", a.seeds as f64), ("sizes", results.len() as f64)],
-            0.0,
-            Test {
-                mean: t.0,
-                std_err: t.1,
-                n: a.seeds,
-                hypothesis: Hypothesis::Effect {
-                    lower_is_better: true,
-                    size: PAPER_TREND_PER_DECADE * 100.0,
-                },
-            },
+            &prm,
+            t,
+            a.seeds,
+            100.0 * PAPER_TREND_PER_DECADE,
         ));
         Some(t)
     } else {
@@ -572,17 +547,51 @@ fn arm_params(index: usize, r: &ArmResult, seeds: usize) -> Vec<(&'static str, f
     p
 }
 
-/// The slope of the relative held-out effect (% of AdamW's loss) against log10(parameters),
-/// weighted least squares with weights 1 / se^2, and its standard error.
-fn trend(results: &[ArmResult]) -> Result<(f64, f64)> {
+/// The slope of the relative held-out effect (% of AdamW's loss) against log10 of `x_of` (the
+/// parameter count, the correction strength), weighted least squares with weights 1 / se^2
+/// over the arms that have an `x`, and its standard error.
+fn relative_trend(
+    results: &[ArmResult],
+    x_of: impl Fn(&ArmResult) -> Option<f64>,
+) -> Result<(f64, f64)> {
     let pts: Vec<(f64, f64, f64)> = results
         .iter()
-        .map(|r| {
+        .filter_map(|r| {
             let s = 100.0 / r.baseline;
-            (r.arm.x.log10(), r.held_out.mean * s, r.held_out.std_err * s)
+            Some((
+                x_of(r)?.log10(),
+                r.held_out.mean * s,
+                r.held_out.std_err * s,
+            ))
         })
         .collect();
     weighted_slope(&pts)
+}
+
+/// A trend's tested instance: slope and standard error, a decrease claimed, `size` per decade
+/// the effect size "no trend" excludes.
+fn trend_instance(
+    reading: &str,
+    prm: &[(&str, f64)],
+    (slope, std_err): (f64, f64),
+    seeds: usize,
+    size: f64,
+) -> Instance {
+    Instance::tested(
+        "synthetic languages",
+        reading,
+        prm,
+        0.0,
+        Test {
+            mean: slope,
+            std_err,
+            n: seeds,
+            hypothesis: Hypothesis::Effect {
+                lower_is_better: true,
+                size,
+            },
+        },
+    )
 }
 
 /// Weighted least-squares slope of `(x, y, se)` points and its standard error.
