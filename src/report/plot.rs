@@ -195,7 +195,15 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     };
     // The legend's band above the data.
     let yhi = yhi + 0.4 * (yhi - ylo);
-    let y_tick = move |v: &f64| if log_y { log_label(*v) } else { tick(*v) };
+    let yspan = yhi - ylo;
+    let y_tick = move |v: &f64| {
+        if log_y {
+            log_label(*v)
+        } else {
+            // Tick positions are sums of steps: a zero comes out as 1e-16 or so.
+            tick(if v.abs() < 1e-9 * yspan { 0.0 } else { *v })
+        }
+    };
     let x_tick = move |v: &f64| {
         if by_position {
             format!("{v:.0}")
@@ -534,7 +542,8 @@ fn draw_effects(
         // On a log axis (drawn as log10) only round values get a label: 1, 2, 3 or 5 times a
         // power of ten.
         let x_tick = move |v: &f64| if log_x { log_label(*v) } else { tick(*v) };
-        let y_tick = |v: &f64| tick(*v);
+        // Tick positions are sums of steps: a zero comes out as 1e-16 or so.
+        let y_tick = move |v: &f64| tick(if v.abs() < 1e-9 * span { 0.0 } else { *v });
         let mut chart = ChartBuilder::on(&area)
             .caption(&panel.title, ("sans-serif", 18))
             .margin(14)
