@@ -35,7 +35,7 @@ pub struct TightnessRow {
     pub claim: String,
     /// The inequality and the class searched (`K = 3, 2-D quadratics, spectra in [0.1, 1]`).
     pub problem: String,
-    /// Median measured / claimed over the claim's sampled grid (its report), if it has one.
+    /// Median measured / claimed over the claim's sampled grid (its report), for a bound.
     pub typical: Option<f64>,
     /// The largest measured / claimed the search found.
     pub worst_found: f64,
@@ -46,7 +46,9 @@ pub struct TightnessRow {
     pub sharpness: Sharpness,
     /// Where the sharp constant is attained, in words.
     pub attained_at: String,
-    /// The paper's constant over the sharp one (`1 / sharp`): how far the bound could shrink.
+    /// The paper's constant over the sharp one (`1 / sharp`): how far the bound could shrink
+    /// (NaN, written `null`, for a measured constant with no bound claimed).
+    #[serde(deserialize_with = "nan_if_null")]
     pub slack: f64,
     /// The closed-form instance's own ratio through the claim's check (None without one).
     pub closed_form_ratio: Option<f64>,
@@ -73,8 +75,14 @@ pub fn load(dir: &std::path::Path) -> crate::error::Result<Vec<TightnessRow>> {
         .map_err(|e| crate::error::Error::Data(format!("{}: {e}", path.display())))
 }
 
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 fn num(v: f64) -> String {
-    if v == 0.0 {
+    if v.is_nan() {
+        "-".into()
+    } else if v == 0.0 {
         "0".into()
     } else if (1e-3..1e4).contains(&v.abs()) {
         format!("{v:.4}")

@@ -83,7 +83,9 @@ pub fn publish(
         let row = row(
             p.as_ref(),
             &worst,
-            typical(p.claim().to_string()),
+            p.is_bound()
+                .then(|| typical(p.claim().to_string()))
+                .flatten(),
             &file,
             rechecked,
         )?;

@@ -5,7 +5,7 @@
 
 use super::search::{bounded, spd2, ClosedForm, Problem, QuadInstance};
 use crate::claims::common::stationary_point;
-use crate::claims::{controls, eq4, thm_2_3, thm_3_1, thm_3_2_steps, thm_8_1};
+use crate::claims::{controls, eq4, thm_2_3, thm_3_1, thm_3_2_steps, thm_8_1, thm_8_3};
 use crate::error::Result;
 use crate::report::tightness::Sharpness;
 use nalgebra::{DMatrix, DVector};
@@ -390,6 +390,43 @@ impl Problem for Eq78 {
     }
 }
 
+/// Thm 8.3's corrected form: its remainder constant
+/// `C = ||E[pg] - (Eq. 81 + derived third-order term)|| / ((K gamma)^4 L_1^3)` at gamma = 0.01
+/// (`thm_8_3::check`), maximized over K quadratic tasks and the point. A measured constant, not
+/// a ratio to a claimed bound: no explicit bound is derived for the corrected form.
+pub struct Thm83Remainder {
+    pub k: usize,
+}
+
+impl Problem for Thm83Remainder {
+    fn claim(&self) -> &'static str {
+        thm_8_3::THM_8_3.id
+    }
+    fn name(&self) -> String {
+        format!(
+            "corrected form's remainder constant C = residual / ((K gamma)^4 L_1^3) at gamma = 0.01 (a measured constant, no bound claimed), K = {}, 2-D quadratics, spectra in [0.1, 1]",
+            self.k
+        )
+    }
+    fn key(&self) -> String {
+        format!("thm-8.3-remainder-k{}", self.k)
+    }
+    fn dim(&self) -> usize {
+        5 * self.k + 2
+    }
+    fn decode(&self, z: &[f64]) -> Result<QuadInstance> {
+        let (h, m) = tasks_from(z, self.k, SPECTRUM);
+        let x = vec![z[5 * self.k], z[5 * self.k + 1]];
+        Ok(instance(h, m, x, vec![], 0.01))
+    }
+    fn ratio(&self, i: &QuadInstance) -> Result<f64> {
+        Ok(thm_8_3::check(&i.tasks()?, &i.point(), &[i.gamma])?.remainder_constant)
+    }
+    fn is_bound(&self) -> bool {
+        false
+    }
+}
+
 /// Thm 2.3 on quadratic task laws: the Hessian drawn uniformly from two matrices with spectra
 /// in `[0.5, 2]` (the anisotropic family's interval, `kappa = 4`), minima with covariance
 /// `I` (any law), K = 2, d = 2; the gap is exact ([`thm_2_3::quadratic_law_gap`]).
@@ -459,6 +496,9 @@ pub fn all() -> Vec<Box<dyn Problem>> {
     }
     for k in [2, 3, 4] {
         v.push(Box::new(Eq78 { k }));
+    }
+    for k in [2, 3] {
+        v.push(Box::new(Thm83Remainder { k }));
     }
     let (mu, l) = (Thm81::MU, Thm81::L);
     for share in [0.25, 0.5, 0.75, 1.0] {

@@ -93,6 +93,11 @@ pub trait Problem: Sync {
     fn closed_form(&self) -> Option<ClosedForm> {
         None
     }
+    /// Whether the ratio is measured over a claimed bound (a value above 1 is a
+    /// counterexample), or a measured constant with no bound claimed.
+    fn is_bound(&self) -> bool {
+        true
+    }
 }
 
 /// What a search found.
@@ -250,11 +255,15 @@ pub fn row<P: Problem + ?Sized>(
         problem: problem.name(),
         typical,
         worst_found: worst.ratio,
-        violated: worst.ratio > 1.0 + ROUNDING,
+        violated: problem.is_bound() && worst.ratio > 1.0 + ROUNDING,
         sharp,
         sharpness,
         attained_at,
-        slack: 1.0 / sharp,
+        slack: if problem.is_bound() {
+            1.0 / sharp
+        } else {
+            f64::NAN
+        },
         closed_form_ratio: closed_ratio,
         starts: worst.starts,
         evaluations: worst.evaluations,
