@@ -57,12 +57,17 @@ pub fn publish(
 ) -> Result<Vec<TightnessRow>> {
     let all_problems = problems::all();
     let selected = select(only)?;
-    let typical = |claim: String| {
-        reports
-            .iter()
-            .find(|r| r.id == claim)
-            .and_then(|r| r.tightness.as_ref())
-            .map(|t| t.median)
+    // The median ratio of the claim's report: over one reading when the problem names one,
+    // else the report's own (its deciding reading's).
+    let typical = |p: &dyn Problem| -> Option<f64> {
+        let r = reports.iter().find(|r| r.id == p.claim())?;
+        match p.typical_reading() {
+            Some(reading) => {
+                let ratios: Vec<f64> = r.instances_of(reading).filter_map(|i| i.ratio).collect();
+                crate::stats::min_median_max(&ratios).map(|t| t.1)
+            }
+            None => r.tightness.as_ref().map(|t| t.median),
+        }
     };
     let bar = indicatif::ProgressBar::new(selected.len() as u64);
     let found = crate::claims::common::par_map(&selected, &bar, |p| {
@@ -83,9 +88,7 @@ pub fn publish(
         let row = row(
             p.as_ref(),
             &worst,
-            p.is_bound()
-                .then(|| typical(p.claim().to_string()))
-                .flatten(),
+            p.is_bound().then(|| typical(p.as_ref())).flatten(),
             &file,
             rechecked,
         )?;

@@ -339,6 +339,9 @@ impl Problem for Eq64 {
     fn ratio(&self, i: &QuadInstance) -> Result<f64> {
         thm_3_2_steps::eq64_ratio(&i.tasks()?, &i.point(), i.gamma, 0, &i.other())
     }
+    fn typical_reading(&self) -> Option<&'static str> {
+        Some("Eq. 64")
+    }
     fn closed_form(&self) -> Option<ClosedForm> {
         // H = diag(L, mu) for every task, x - x* along the mu-eigenvector at distance 1, y the
         // ball's point nearest the minimizer: ||g(y)|| = mu (1 - K gamma) = G_min and
@@ -387,6 +390,9 @@ impl Problem for Eq78 {
     }
     fn ratio(&self, i: &QuadInstance) -> Result<f64> {
         thm_3_2_steps::eq78_ratio(&i.tasks()?, &i.point(), i.gamma)
+    }
+    fn typical_reading(&self) -> Option<&'static str> {
+        Some("Eq. 77-78")
     }
 }
 

@@ -93,6 +93,11 @@ pub trait Problem: Sync {
     fn closed_form(&self) -> Option<ClosedForm> {
         None
     }
+    /// The reading of the claim's report whose median ratio is this bound's typical value
+    /// (None: the report's deciding reading).
+    fn typical_reading(&self) -> Option<&'static str> {
+        None
+    }
     /// Whether the ratio is measured over a claimed bound (a value above 1 is a
     /// counterexample), or a measured constant with no bound claimed.
     fn is_bound(&self) -> bool {
