@@ -8,8 +8,8 @@ use super::runs::{
 };
 use crate::llama::{TrainConfig, Variant};
 use crate::report::{
-    ClaimKind, ClaimMeta, ClaimReport, Figure, Hypothesis, Instance, Outcome, Reading, Role,
-    Series, Test,
+    ClaimKind, ClaimMeta, ClaimReport, EffectPanel, EffectSeries, Figure, Hypothesis, Instance,
+    Outcome, Reading, Role, Series, Test,
 };
 use crate::stats::mean_ci;
 use crate::Result;
@@ -171,13 +171,14 @@ pub(super) fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> Stri
 }
 
 /// Trains every variant at every training seed of one master seed and assembles the report;
-/// also returns the interpolation series (Fig. 7) and the headline numbers in words.
+/// also returns the interpolation series (Fig. 7), the held-out curves over training and the
+/// headline numbers in words.
 pub(super) fn study(
     a: &StudyConfig,
     master: u64,
     bar: &ProgressBar,
     device: &Device,
-) -> Result<(ClaimReport, Vec<Series>, String)> {
+) -> Result<(ClaimReport, Vec<Series>, Vec<Series>, String)> {
     let setting = a.base_setting();
     let jobs: Vec<Job> = Variant::ALL
         .iter()
@@ -212,6 +213,8 @@ pub(super) fn study(
     };
     let mut instances = Vec::new();
     let mut findings = Vec::new();
+    // (variant, held-out point in % of AdamW's loss, pretraining point) for the figure.
+    let mut effect_points = Vec::new();
     // How active Nexus's correction was: its size against the first-order part, over every
     // measurement (the evaluation steps) of every run of each variant that has one.
     let strength_of = |vi: usize| {
@@ -232,6 +235,17 @@ pub(super) fn study(
         };
         let mut parts = Vec::new();
         let pretraining = diffs_of(Metric::PretrainingLoss)?;
+        let held = diffs_of(Metric::HeldOutLoss)?;
+        let held_base = (0..seeds)
+            .map(|s| results[0][s].metrics[Metric::HeldOutLoss as usize])
+            .sum::<f64>()
+            / seeds as f64;
+        let pct = 100.0 / held_base;
+        effect_points.push((
+            v.name().to_string(),
+            (vi as f64, held.mean * pct, held.lo * pct, held.hi * pct),
+            (vi as f64, pretraining.mean, pretraining.lo, pretraining.hi),
+        ));
         for metric in Metric::ALL {
             let ci = diffs_of(metric)?;
             println!(
@@ -563,18 +577,60 @@ pub(super) fn study(
         settings,
         readings,
         instances,
-        Figure::Curves {
-            x_label: "outer step".into(),
-            y_label: format!(
-                "held-out loss (mean over seeds, {:.0}% band)",
-                100.0 * BAND_LEVEL
+        Figure::Effects {
+            x_label: format!(
+                "variant: {}",
+                Variant::ALL[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("{} {}", i + 1, v.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            series,
+            y_label: "variant - AdamW, paired by seed".into(),
+            log_x: false,
+            panels: [
+                (
+                    format!(
+                        "held-out loss, % of AdamW's ({:.1}% intervals)",
+                        100.0 * LEVEL
+                    ),
+                    vec![
+                        ("no effect".to_string(), 0.0),
+                        (
+                            "the paper's smallest gain (-0.34%)".to_string(),
+                            -100.0 * NEAREST_SCALE_GAIN,
+                        ),
+                    ],
+                ),
+                (
+                    format!("pretraining loss ({:.1}% intervals)", 100.0 * LEVEL),
+                    vec![
+                        ("no difference".to_string(), 0.0),
+                        ("the paper's |delta| < 0.01".to_string(), 0.01),
+                        (String::new(), -0.01),
+                    ],
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(k, (title, references))| EffectPanel {
+                title,
+                series: effect_points
+                    .iter()
+                    .map(|(name, held, pre)| EffectSeries {
+                        label: name.clone(),
+                        points: vec![if k == 0 { *held } else { *pre }],
+                    })
+                    .collect(),
+                references,
+            })
+            .collect(),
         },
     )?;
     rep.findings = findings;
     rep.scale = Some(format!(
         "{parameters} parameters, {tokens_per_run} training tokens per run"
     ));
-    Ok((rep, interpolation, summary.join(", ")))
+    Ok((rep, interpolation, series, summary.join(", ")))
 }

@@ -46,13 +46,13 @@ pub fn run(a: &StudyConfig) -> Result<()> {
         None => Variant::ALL.iter().map(|&v| a.seeds_of(v)).sum(),
     };
     let bar = runs::progress_bar((masters.len() * runs) as u64);
-    let mut primary: Option<(ClaimReport, Vec<Series>)> = None;
+    let mut primary: Option<(ClaimReport, Vec<Series>, Vec<Series>)> = None;
     let (mut replications, mut summaries, mut claims) = (Vec::new(), Vec::new(), Vec::new());
     for &master in &masters {
-        let (rep, interpolation, summary) = match a.sweep {
+        let (rep, interpolation, curves, summary) = match a.sweep {
             Some(kind) => {
                 let (rep, summary) = sweep::study(kind, a, master, &bar, &device)?;
-                (rep, Vec::new(), summary)
+                (rep, Vec::new(), Vec::new(), summary)
             }
             None => study(a, master, &bar, &device)?,
         };
@@ -68,13 +68,14 @@ pub fn run(a: &StudyConfig) -> Result<()> {
         if a.sweep.is_none() {
             claims.push(per_claim(&rep));
         }
-        primary.get_or_insert((rep, interpolation));
+        primary.get_or_insert((rep, interpolation, curves));
     }
     bar.finish();
-    let (mut rep, interpolation) = primary.ok_or_else(|| crate::Error::InvalidArgument {
-        name: "master-seeds",
-        reason: "at least one master seed is needed".into(),
-    })?;
+    let (mut rep, interpolation, curves) =
+        primary.ok_or_else(|| crate::Error::InvalidArgument {
+            name: "master-seeds",
+            reason: "at least one master seed is needed".into(),
+        })?;
     let stable = replications.iter().all(|r| r.verdict == rep.verdict);
     rep.findings.push(format!(
         "Replications: the whole study at {} master seeds ({}, seeds hashed from the master seed); the verdict is {} at every master seed. {}.",
@@ -100,6 +101,18 @@ pub fn run(a: &StudyConfig) -> Result<()> {
     let staged = publication.dir().to_path_buf();
     report::write_json(&rep, &staged)?;
     report::draw_figure(&rep, &staged.join(format!("{id}.png")))?;
+    if !curves.is_empty() {
+        report::draw_curve_figure(
+            &curves,
+            "outer step",
+            &format!(
+                "held-out loss (mean over seeds, {:.0}% band)",
+                100.0 * BAND_LEVEL
+            ),
+            &format!("{id}: held-out loss during training"),
+            &staged.join(format!("{id}-curves.png")),
+        )?;
+    }
     if !interpolation.is_empty() {
         report::draw_curve_figure(
             &interpolation,
