@@ -129,6 +129,18 @@ pub enum Outcome {
     Smaller,
 }
 
+impl Outcome {
+    /// In words, as the reports print it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Holds => "holds",
+            Outcome::Smaller => "holds with a smaller effect than the paper's",
+            Outcome::Fails => "fails",
+            Outcome::Undecided => "undecided",
+        }
+    }
+}
+
 /// Samples needed for an interval of the same level to shrink from `width` to fit in `room`
 /// on one side of the mean (the standard error scales as `1 / sqrt(n)`).
 pub(super) fn needed(test: &Test, width: f64, room: f64) -> Option<f64> {

@@ -167,21 +167,11 @@ pub fn llama_table(reports: &[ClaimReport], prefix: &str) -> String {
                 i.measured,
                 lo,
                 hi,
-                outcome_words(i.outcome()),
+                i.outcome().label(),
             );
         }
     }
     s
-}
-
-fn outcome_words(o: super::evidence::Outcome) -> &'static str {
-    use super::evidence::Outcome;
-    match o {
-        Outcome::Holds => "lower, paper's size not excluded",
-        Outcome::Smaller => "lower, smaller than the paper's",
-        Outcome::Fails => "paper's effect excluded, no effect",
-        Outcome::Undecided => "undecided",
-    }
 }
 
 /// The verdict table alone: the paper's claims, then the pipeline's controls under their own

@@ -117,7 +117,6 @@ pub fn publish(
         text.as_bytes(),
     )?;
     draw_thm81(&rows, &staged.join("thm-8.1-sharp.png"))?;
-    draw_thm81(&rows, &staged.join("thm-8.1-sharp.png"))?;
     Ok(rows)
 }
 

@@ -17,12 +17,8 @@ pub const SPECTRUM: (f64, f64) = (0.1, 1.0);
 
 /// `count` quadratic tasks from `z`: per task two eigenvalues in [`SPECTRUM`], an angle and a
 /// minimizer (5 numbers each).
-fn tasks_from(
-    z: &[f64],
-    count: usize,
-    spectrum: (f64, f64),
-) -> (Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>) {
-    let (lo, hi) = spectrum;
+fn tasks_from(z: &[f64], count: usize) -> (Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>) {
+    let (lo, hi) = SPECTRUM;
     let mut hessians = Vec::new();
     let mut minima = Vec::new();
     for t in 0..count {
@@ -50,6 +46,24 @@ fn instance(
     }
 }
 
+/// One quadratic task and a point (7 numbers): the class of Eq. 4 and of the descent lemma.
+fn one_task_and_point(z: &[f64]) -> QuadInstance {
+    let (h, m) = tasks_from(z, 1);
+    instance(h, m, vec![z[5], z[6]], vec![], 0.0)
+}
+
+/// `diag(1, 0.1)` with its minimizer at 0, evaluated at the top eigenvector `e_1`: where Eq. 4
+/// and the descent lemma are attained.
+fn top_eigenvector_instance() -> QuadInstance {
+    instance(
+        vec![diag(1.0, 0.1)],
+        vec![vec![0.0, 0.0]],
+        vec![1.0, 0.0],
+        vec![],
+        0.0,
+    )
+}
+
 fn diag(a: f64, b: f64) -> Vec<Vec<f64>> {
     vec![vec![a, 0.0], vec![0.0, b]]
 }
@@ -71,8 +85,7 @@ impl Problem for Eq4 {
         7
     }
     fn decode(&self, z: &[f64]) -> Result<QuadInstance> {
-        let (h, m) = tasks_from(z, 1, SPECTRUM);
-        Ok(instance(h, m, vec![z[5], z[6]], vec![], 0.0))
+        Ok(one_task_and_point(z))
     }
     fn ratio(&self, i: &QuadInstance) -> Result<f64> {
         let s = eq4::check(&i.tasks()?[0], &i.point())?;
@@ -80,13 +93,7 @@ impl Problem for Eq4 {
     }
     fn closed_form(&self) -> Option<ClosedForm> {
         Some(ClosedForm {
-            instance: instance(
-                vec![diag(1.0, 0.1)],
-                vec![vec![0.0, 0.0]],
-                vec![1.0, 0.0],
-                vec![],
-                0.0,
-            ),
+            instance: top_eigenvector_instance(),
             sharp: 1.0,
             sharpness: Sharpness::Proven,
             attained_at: "x - x_T* along a top eigenvector of a quadratic (Taylor's remainder is exact there; the bound holds by Taylor's theorem, so 1 is the supremum)".into(),
@@ -123,7 +130,7 @@ impl Problem for Thm31 {
         5 * self.k
     }
     fn decode(&self, z: &[f64]) -> Result<QuadInstance> {
-        let (h, m) = tasks_from(z, self.k, SPECTRUM);
+        let (h, m) = tasks_from(z, self.k);
         let mut i = instance(h, m, vec![], vec![], 0.0);
         i.point = stationary_point(&i.tasks()?)?.as_slice().to_vec();
         Ok(i)
@@ -275,8 +282,7 @@ impl Problem for Descent {
         7
     }
     fn decode(&self, z: &[f64]) -> Result<QuadInstance> {
-        let (h, m) = tasks_from(z, 1, SPECTRUM);
-        Ok(instance(h, m, vec![z[5], z[6]], vec![], 0.0))
+        Ok(one_task_and_point(z))
     }
     fn ratio(&self, i: &QuadInstance) -> Result<f64> {
         let (claimed, decrease) = controls::descent_sides(&i.tasks()?[0], &i.point(), self.factor)?;
@@ -284,13 +290,7 @@ impl Problem for Descent {
     }
     fn closed_form(&self) -> Option<ClosedForm> {
         Some(ClosedForm {
-            instance: instance(
-                vec![diag(1.0, 0.1)],
-                vec![vec![0.0, 0.0]],
-                vec![1.0, 0.0],
-                vec![],
-                0.0,
-            ),
+            instance: top_eigenvector_instance(),
             sharp: self.factor,
             sharpness: Sharpness::Proven,
             attained_at: "a gradient along the top eigenvector (the step 1/L lands on the minimizer along it); the decrease is ||g||^2/(2L) exactly".into(),
@@ -300,7 +300,7 @@ impl Problem for Descent {
 
 /// The ball of Thm 3.2's proof: `B(x, K gamma)` must not hold a minimizer (`G_min > 0`).
 fn ball_instance(z: &[f64], k: usize, gamma_max: f64) -> QuadInstance {
-    let (h, m) = tasks_from(z, k, SPECTRUM);
+    let (h, m) = tasks_from(z, k);
     let x = vec![z[5 * k], z[5 * k + 1]];
     let gamma = bounded(z[5 * k + 2], 1e-3, gamma_max);
     instance(h, m, x, vec![], gamma)
@@ -421,7 +421,7 @@ impl Problem for Thm83Remainder {
         5 * self.k + 2
     }
     fn decode(&self, z: &[f64]) -> Result<QuadInstance> {
-        let (h, m) = tasks_from(z, self.k, SPECTRUM);
+        let (h, m) = tasks_from(z, self.k);
         let x = vec![z[5 * self.k], z[5 * self.k + 1]];
         Ok(instance(h, m, x, vec![], 0.01))
     }

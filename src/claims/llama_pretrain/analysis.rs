@@ -3,13 +3,13 @@
 //! read off it.
 
 use super::runs::{
-    run_all, Job, MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL,
-    NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, run_all, Job, MeanBand, Metric, RunResult, StudyConfig,
+    BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{TrainConfig, Variant};
 use crate::report::{
-    ClaimKind, ClaimMeta, ClaimReport, EffectPanel, EffectSeries, Figure, Hypothesis, Instance,
-    Outcome, Reading, Role, Series, Test,
+    ClaimKind, ClaimMeta, ClaimReport, EffectSeries, Hypothesis, Instance, Outcome, Reading, Role,
+    Series, Test,
 };
 use crate::stats::mean_ci;
 use crate::Result;
@@ -105,14 +105,11 @@ pub(super) fn per_claim(rep: &ClaimReport) -> Vec<ClaimOutcome> {
             let inst = rep.instances_of(reading).find(|i| {
                 equivalence.is_none_or(|e| i.params.contains_key("pretraining_loss") == e)
             })?;
-            let words = match inst.outcome() {
-                Outcome::Holds => "holds".to_string(),
-                Outcome::Smaller => "holds with a smaller effect than the paper's".to_string(),
-                Outcome::Fails => "fails".to_string(),
-                Outcome::Undecided => match inst.needed_samples {
-                    Some(n) if n.is_finite() => format!("undecided ({n:.0} seeds would decide)"),
-                    _ => "undecided".to_string(),
-                },
+            let words = match (inst.outcome(), inst.needed_samples) {
+                (Outcome::Undecided, Some(n)) if n.is_finite() => {
+                    format!("undecided ({n:.0} seeds would decide)")
+                }
+                (o, _) => o.label().to_string(),
             };
             Some(ClaimOutcome {
                 claim,
@@ -217,13 +214,7 @@ pub(super) fn study(
     let mut effect_points = Vec::new();
     // How active Nexus's correction was: its size against the first-order part, over every
     // measurement (the evaluation steps) of every run of each variant that has one.
-    let strength_of = |vi: usize| {
-        let (relative, cosine): (Vec<f64>, Vec<f64>) = results[vi]
-            .iter()
-            .flat_map(|r| r.correction.iter().map(|c| (c.relative, c.cosine)))
-            .unzip();
-        crate::stats::min_median_max(&relative).zip(crate::stats::min_median_max(&cosine))
-    };
+    let strength_of = |vi: usize| correction_strength(&results[vi]);
     for (vi, v) in Variant::ALL.iter().enumerate().skip(1) {
         // Paired by training seed: the variant's seeds against AdamW's first as many.
         let seeds = results[vi].len();
@@ -551,8 +542,7 @@ pub(super) fn study(
     let tokens_per_run = a.steps * defaults.accum * defaults.micro_batch * defaults.seq_len;
     let parameters = crate::llama::LlamaConfig::preset(&a.preset)?.num_parameters();
     findings.push(format!(
-        "Scale: {} parameters ({} preset), {tokens_per_run} training tokens per run ({} steps of {} x {} x {} tokens); the paper's models range from 130M to 3B parameters, and its Table 6 runs train 1B on 50B and 3B on 110B tokens.",
-        crate::llama::LlamaConfig::preset(&a.preset)?.num_parameters(),
+        "Scale: {parameters} parameters ({} preset), {tokens_per_run} training tokens per run ({} steps of {} x {} x {} tokens); the paper's models range from 130M to 3B parameters, and its Table 6 runs train 1B on 50B and 3B on 110B tokens.",
         a.preset,
         a.steps,
         defaults.accum,
@@ -577,8 +567,8 @@ pub(super) fn study(
         settings,
         readings,
         instances,
-        Figure::Effects {
-            x_label: format!(
+        effects_figure(
+            format!(
                 "variant: {}",
                 Variant::ALL[1..]
                     .iter()
@@ -587,46 +577,23 @@ pub(super) fn study(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            y_label: "variant - AdamW, paired by seed".into(),
-            log_x: false,
-            panels: [
-                (
-                    format!(
-                        "held-out loss, % of AdamW's ({:.1}% intervals)",
-                        100.0 * LEVEL
-                    ),
-                    vec![
-                        ("no effect".to_string(), 0.0),
-                        (
-                            "the paper's smallest gain (-0.34%)".to_string(),
-                            -100.0 * NEAREST_SCALE_GAIN,
-                        ),
-                    ],
-                ),
-                (
-                    format!("pretraining loss ({:.1}% intervals)", 100.0 * LEVEL),
-                    vec![
-                        ("no difference".to_string(), 0.0),
-                        ("the paper's |delta| < 0.01".to_string(), 0.01),
-                        (String::new(), -0.01),
-                    ],
-                ),
-            ]
-            .into_iter()
-            .enumerate()
-            .map(|(k, (title, references))| EffectPanel {
-                title,
-                series: effect_points
-                    .iter()
-                    .map(|(name, held, pre)| EffectSeries {
-                        label: name.clone(),
-                        points: vec![if k == 0 { *held } else { *pre }],
-                    })
-                    .collect(),
-                references,
-            })
-            .collect(),
-        },
+            "variant - AdamW, paired by seed",
+            false,
+            effect_points
+                .iter()
+                .map(|(name, held, _)| EffectSeries {
+                    label: name.clone(),
+                    points: vec![*held],
+                })
+                .collect(),
+            effect_points
+                .iter()
+                .map(|(name, _, pre)| EffectSeries {
+                    label: name.clone(),
+                    points: vec![*pre],
+                })
+                .collect(),
+        ),
     )?;
     rep.findings = findings;
     rep.scale = Some(format!(

@@ -296,6 +296,65 @@ impl StudyConfig {
     }
 }
 
+/// The correction strength over every evaluation step of `runs`: (min, median, max) of the
+/// relative correction and of the cosine between the pseudo-gradient and its first-order part;
+/// None for runs that measured none (variants without an inner loop).
+pub(super) type Strength = ((f64, f64, f64), (f64, f64, f64));
+
+pub(super) fn correction_strength<'a>(
+    runs: impl IntoIterator<Item = &'a RunResult>,
+) -> Option<Strength> {
+    let (relative, cosine): (Vec<f64>, Vec<f64>) = runs
+        .into_iter()
+        .flat_map(|r| r.correction.iter().map(|c| (c.relative, c.cosine)))
+        .unzip();
+    crate::stats::min_median_max(&relative).zip(crate::stats::min_median_max(&cosine))
+}
+
+/// A study's figure: differences to AdamW, paired by seed, each with its interval, in two
+/// panels: the held-out loss in % of AdamW's, with 0 and the paper's smallest gain drawn, and
+/// the pretraining loss, with 0 and the paper's |delta| < 0.01 drawn. `held` and `pretraining`
+/// are the panels' series (one per variant, or per group of arms).
+pub(super) fn effects_figure(
+    x_label: String,
+    y_label: &str,
+    log_x: bool,
+    held: Vec<crate::report::EffectSeries>,
+    pretraining: Vec<crate::report::EffectSeries>,
+) -> crate::report::Figure {
+    use crate::report::EffectPanel;
+    crate::report::Figure::Effects {
+        x_label,
+        y_label: y_label.into(),
+        log_x,
+        panels: vec![
+            EffectPanel {
+                title: format!(
+                    "held-out loss, % of AdamW's ({:.1}% intervals)",
+                    100.0 * LEVEL
+                ),
+                series: held,
+                references: vec![
+                    ("no effect".into(), 0.0),
+                    (
+                        "the paper's smallest gain (-0.34%)".into(),
+                        -100.0 * NEAREST_SCALE_GAIN,
+                    ),
+                ],
+            },
+            EffectPanel {
+                title: format!("pretraining loss ({:.1}% intervals)", 100.0 * LEVEL),
+                series: pretraining,
+                references: vec![
+                    ("no difference".into(), 0.0),
+                    ("the paper's |delta| < 0.01".into(), 0.01),
+                    (String::new(), -0.01),
+                ],
+            },
+        ],
+    }
+}
+
 /// The study's progress bar: runs done, time spent and the estimated time left.
 pub(super) fn progress_bar(runs: u64) -> ProgressBar {
     let bar = ProgressBar::new(runs);

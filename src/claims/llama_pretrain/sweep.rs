@@ -18,12 +18,13 @@
 //! |delta| < 0.01, with Holm's correction over the arms of a reading (`report::verdict`).
 
 use super::runs::{
-    run_all, Job, Metric, RunResult, Setting, StudyConfig, SweepKind, LEVEL, NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, run_all, Job, Metric, RunResult, Setting, StudyConfig,
+    SweepKind, LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{LlamaConfig, Schedule, TrainConfig, Variant};
 use crate::report::{
-    ClaimKind, ClaimMeta, ClaimReport, EffectPanel, EffectSeries, Figure, Hypothesis, Instance,
-    Outcome, Reading, Role, Test,
+    ClaimKind, ClaimMeta, ClaimReport, EffectSeries, Figure, Hypothesis, Instance, Outcome,
+    Reading, Role, Test,
 };
 use crate::stats::{mean_ci, MeanCi};
 use crate::Result;
@@ -256,14 +257,7 @@ pub(super) fn study(
                 .collect();
             mean_ci(&d, LEVEL)
         };
-        let relative: Vec<f64> = nexus
-            .iter()
-            .flat_map(|r| r.correction.iter().map(|c| c.relative))
-            .collect();
-        let cosines: Vec<f64> = nexus
-            .iter()
-            .flat_map(|r| r.correction.iter().map(|c| c.cosine))
-            .collect();
+        let strength = correction_strength(nexus.iter().copied());
         results.push(ArmResult {
             pretraining: diffs(Metric::PretrainingLoss)?,
             held_out: diffs(Metric::HeldOutLoss)?,
@@ -272,8 +266,8 @@ pub(super) fn study(
                     .iter()
                     .map(|r| r.metrics[Metric::HeldOutLoss as usize]),
             ),
-            strength: crate::stats::min_median_max(&relative),
-            cosine: crate::stats::min_median_max(&cosines).map(|c| c.1),
+            strength: strength.map(|s| s.0),
+            cosine: strength.map(|s| s.1 .1),
             tail: (
                 mean(adamw.iter().map(|r| r.tail_change)),
                 mean(nexus.iter().map(|r| r.tail_change)),
@@ -421,11 +415,11 @@ pub(super) fn study(
             r.held_out.mean,
             held_ci.0,
             held_ci.1,
-            outcome_words(held),
+            held.label(),
             r.pretraining.mean,
             pre_ci.0,
             pre_ci.1,
-            outcome_words(same_outcome),
+            same_outcome.label(),
             r.strength.map_or("-".into(), |(lo, med, hi)| format!("{med:.3e} [{lo:.3e}, {hi:.3e}]")),
             r.cosine.map_or("-".into(), |c| format!("{c:.5}")),
             100.0 * r.tail.0,
@@ -510,15 +504,6 @@ pub(super) fn study(
         ),
     };
     Ok((rep, summary))
-}
-
-fn outcome_words(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Holds => "holds",
-        Outcome::Smaller => "significant, smaller than the paper's",
-        Outcome::Fails => "fails",
-        Outcome::Undecided => "undecided",
-    }
 }
 
 /// An arm's parameters in the report: its index (to find it again), its settings and its size.
@@ -628,9 +613,8 @@ fn figure(kind: SweepKind, results: &[ArmResult]) -> Figure {
         SweepKind::Dose => r.strength.map_or(f64::NAN, |s| s.1),
         _ => r.arm.x,
     };
-    let panel = |title: &str, of: &dyn Fn(&ArmResult) -> (f64, f64, f64), refs| EffectPanel {
-        title: title.into(),
-        series: groups
+    let series = |of: &dyn Fn(&ArmResult) -> (f64, f64, f64)| -> Vec<EffectSeries> {
+        groups
             .iter()
             .map(|g| EffectSeries {
                 label: g.clone(),
@@ -643,45 +627,19 @@ fn figure(kind: SweepKind, results: &[ArmResult]) -> Figure {
                     })
                     .collect(),
             })
-            .collect(),
-        references: refs,
+            .collect()
     };
-    let held = |r: &ArmResult| r.relative((r.held_out.lo, r.held_out.hi));
-    let pre = |r: &ArmResult| (r.pretraining.mean, r.pretraining.lo, r.pretraining.hi);
-    Figure::Effects {
-        x_label: match kind {
+    effects_figure(
+        match kind {
             SweepKind::Dose => "measured correction strength (median)".into(),
             SweepKind::Schedules => "schedule: 1 cosine, 2 WSD".into(),
             SweepKind::Sizes => "parameters".into(),
         },
-        y_label: "Nexus - AdamW, paired by seed".into(),
-        log_x: kind != SweepKind::Schedules,
-        panels: vec![
-            panel(
-                &format!(
-                    "held-out loss, % of AdamW's ({:.1}% intervals)",
-                    100.0 * LEVEL
-                ),
-                &held,
-                vec![
-                    ("no effect".into(), 0.0),
-                    (
-                        "the paper's smallest gain (-0.34%)".into(),
-                        -100.0 * NEAREST_SCALE_GAIN,
-                    ),
-                ],
-            ),
-            panel(
-                &format!("pretraining loss ({:.1}% intervals)", 100.0 * LEVEL),
-                &pre,
-                vec![
-                    ("no difference".into(), 0.0),
-                    ("the paper's |delta| < 0.01".into(), 0.01),
-                    (String::new(), -0.01),
-                ],
-            ),
-        ],
-    }
+        "Nexus - AdamW, paired by seed",
+        kind != SweepKind::Schedules,
+        series(&|r| r.relative((r.held_out.lo, r.held_out.hi))),
+        series(&|r| (r.pretraining.mean, r.pretraining.lo, r.pretraining.hi)),
+    )
 }
 
 #[cfg(test)]
