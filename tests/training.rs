@@ -333,3 +333,56 @@ fn skills_have_exact_match_tasks() {
         .all(|s| (0.0..=1.0).contains(&s.1)));
     std::fs::remove_dir_all(out).ok();
 }
+
+/// The closeness fine-tune to a minimum (Table 4, item 5 of the Llama evidence): on a trained
+/// micro model it stops by its criterion before the cap, and the point it returns meets the
+/// criterion when checked independently (the batch's gradient norm there against the start's,
+/// from a fresh fine-tune's trace); a cap of 2 steps stops it unconverged, and says so.
+#[test]
+fn finetune_to_minimum_stops_at_a_minimum() {
+    use nexus_lab::llama::MinimumCriterion;
+    let out = scratch("to-minimum");
+    let cfg = TrainConfig {
+        steps: 20,
+        checkpoint_every: 1000,
+        ..small(Variant::Adamw, 20)
+    };
+    let mut t = Trainer::new(cfg, &out, &Device::Cpu, DType::F32).unwrap();
+    t.run(&ProgressBar::hidden()).unwrap();
+    let stop = MinimumCriterion {
+        lr: 1e-2,
+        gradient_ratio: 0.05,
+        plateau: 0.01,
+        window: 10,
+        max_steps: 2000,
+    };
+    let source = t.data.sources[0].clone();
+    let before = flat(&t);
+    let m = t.finetune_to_minimum(&source, &stop).unwrap();
+    assert!(m.converged, "stopped by the cap after {} steps", m.steps);
+    assert!(m.steps < stop.max_steps && m.steps > 0);
+    assert_eq!(m.trace.len(), m.steps + 1);
+    assert!(stop.holds(&m.trace));
+    // Every earlier prefix of the trace fails the criterion: it stopped at the first step that
+    // met it.
+    assert!((1..m.trace.len()).all(|n| !stop.holds(&m.trace[..n])));
+    assert_eq!(m.gradient_ratio, m.trace.last().unwrap().1);
+    // The loss along the segment starts at the trained point's and ends at the minimum's, lower.
+    assert!((m.path[0] - m.trace[0].0).abs() < 1e-5, "{:?}", m.path);
+    assert!(m.path[4] < m.path[0]);
+    assert!(m.distance > 0.0);
+    // The model is left at the trained point.
+    assert_eq!(flat(&t), before);
+    let capped = t
+        .finetune_to_minimum(
+            &source,
+            &MinimumCriterion {
+                max_steps: 2,
+                ..stop
+            },
+        )
+        .unwrap();
+    assert!(!capped.converged);
+    assert_eq!(capped.steps, 2);
+    std::fs::remove_dir_all(out).ok();
+}

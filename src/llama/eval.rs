@@ -34,6 +34,53 @@ pub struct Evaluation {
 /// Validation rows per source of [`RunPoint::evaluate`] (`seq_len + 1` tokens each).
 pub const VALIDATION_ROWS: usize = 16;
 
+/// When a fine-tune toward a source's minimum stops: full-batch AdamW at `lr` on the fixed
+/// batch until the gradient norm is at most `gradient_ratio` times its value at the start, or
+/// the loss fell by less than a share `plateau` of itself over the last `window` steps; at most
+/// `max_steps` steps (then the fine-tune did not converge, and says so).
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct MinimumCriterion {
+    pub lr: f64,
+    pub gradient_ratio: f64,
+    pub plateau: f64,
+    pub window: usize,
+    pub max_steps: usize,
+}
+
+impl MinimumCriterion {
+    /// Whether the fine-tune whose `(loss, gradient norm / initial gradient norm)` so far is
+    /// `trace` has reached its minimum.
+    pub fn holds(&self, trace: &[(f64, f64)]) -> bool {
+        let Some(&(loss, ratio)) = trace.last() else {
+            return false;
+        };
+        if ratio <= self.gradient_ratio {
+            return true;
+        }
+        trace.len() > self.window && {
+            let before = trace[trace.len() - 1 - self.window].0;
+            before - loss < self.plateau * loss.abs()
+        }
+    }
+}
+
+/// How a fine-tune toward a source's minimum ended.
+#[derive(Clone, Debug)]
+pub struct Minimum {
+    /// `||x_k* - x||`.
+    pub distance: f64,
+    /// The source's loss along the segment at `t = 0, 1/4, ..., 1`.
+    pub path: Vec<f64>,
+    /// AdamW steps taken.
+    pub steps: usize,
+    /// Whether the criterion held (else the step cap stopped it).
+    pub converged: bool,
+    /// The gradient norm at the end over the one at the start.
+    pub gradient_ratio: f64,
+    /// `(loss, gradient norm / initial)` before each step and at the end.
+    pub trace: Vec<(f64, f64)>,
+}
+
 /// The mean of per-source losses (NaN without sources, as when a run holds none out).
 fn mean_loss(losses: &[(String, f64)]) -> f64 {
     if losses.is_empty() {
@@ -159,6 +206,62 @@ impl RunPoint<'_> {
         Ok(hits as f64 / n as f64)
     }
 
+    /// Closeness to a minimum: fine-tune a copy of the current point on one source's fixed batch
+    /// with full-batch AdamW until `stop` says the fine-tune reached a minimum of that batch's
+    /// loss (or its step cap), and return the distance, the loss along the segment and how the
+    /// fine-tune ended. The model is left at the current point.
+    pub(super) fn finetune_to_minimum(
+        &self,
+        source: &Source,
+        stop: &MinimumCriterion,
+    ) -> Result<Minimum> {
+        let tokens = self.validation_tokens(source, VALIDATION_ROWS)?;
+        let mut adam = AdamW::new(AdamWConfig {
+            lr: stop.lr,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-10,
+            weight_decay: 0.0,
+        })?;
+        let mut p = self.params.clone();
+        let mut trace = Vec::new();
+        let mut g0 = f64::NAN;
+        let mut steps = 0;
+        let converged = loop {
+            let (loss, g) = self.model.loss_and_gradients_at(&p, &tokens)?;
+            let gnorm = g.norm()?;
+            if steps == 0 {
+                g0 = gnorm;
+            }
+            trace.push((loss, gnorm / g0));
+            if stop.holds(&trace) {
+                break true;
+            }
+            if steps == stop.max_steps {
+                break false;
+            }
+            adam.step(&mut p, &g)?;
+            steps += 1;
+        };
+        let delta = p.minus(self.params)?;
+        let mut path = Vec::new();
+        for i in 0..=4 {
+            let mut q = self.params.clone();
+            q.axpy(i as f64 / 4.0, &delta)?;
+            self.model.set_params(&q)?;
+            path.push(self.model.eval_loss(&tokens)?);
+        }
+        self.model.set_params(self.params)?;
+        Ok(Minimum {
+            distance: delta.norm()?,
+            path,
+            steps,
+            converged,
+            gradient_ratio: trace.last().map_or(f64::NAN, |t| t.1),
+            trace,
+        })
+    }
+
     /// The paper's closeness measurement (Table 4, Fig. 7): fine-tune a copy of the current point
     /// on one source with full-batch AdamW (a fixed batch of the source, `steps` steps) and return
     /// `||x_k* - x||` with the source's loss along the segment at `t = 0, 1/4, ..., 1`.
@@ -192,5 +295,38 @@ impl RunPoint<'_> {
         }
         self.model.set_params(self.params)?;
         Ok((delta.norm()?, path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MinimumCriterion;
+
+    const STOP: MinimumCriterion = MinimumCriterion {
+        lr: 1e-3,
+        gradient_ratio: 0.05,
+        plateau: 0.01,
+        window: 3,
+        max_steps: 100,
+    };
+
+    /// The gradient test alone stops at the first ratio at or below 0.05; the plateau test needs
+    /// `window` steps of history and a fall of less than 1% of the loss over them.
+    #[test]
+    fn minimum_criterion() {
+        assert!(!STOP.holds(&[]));
+        assert!(!STOP.holds(&[(2.0, 1.0)]));
+        assert!(STOP.holds(&[(2.0, 1.0), (1.0, 0.05)]));
+        assert!(!STOP.holds(&[(2.0, 1.0), (1.0, 0.0501)]));
+        // Falling fast: no plateau.
+        let falling = [(4.0, 1.0), (3.0, 0.9), (2.0, 0.8), (1.0, 0.7)];
+        assert!(!STOP.holds(&falling));
+        // 1.000 -> 0.995 over 3 steps is 0.5% of the loss: a plateau.
+        let flat = [(1.0, 1.0), (0.999, 0.9), (0.997, 0.9), (0.995, 0.9)];
+        assert!(STOP.holds(&flat));
+        // The same fall with one step too few of history.
+        assert!(!STOP.holds(&flat[1..]));
+        // A loss that rose over the window is a plateau too.
+        assert!(STOP.holds(&[(1.0, 1.0), (1.1, 0.9), (1.2, 0.9), (1.3, 0.9)]));
     }
 }

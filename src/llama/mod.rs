@@ -16,7 +16,7 @@ mod train;
 
 pub use config::{FileSource, HeldOutSource, Precision, Schedule, TrainConfig, Variant};
 pub use data::{DataSet, Skill, Source};
-pub use eval::{Evaluation, VALIDATION_ROWS};
+pub use eval::{Evaluation, Minimum, MinimumCriterion, VALIDATION_ROWS};
 pub use fused::Kernels;
 pub use model::{cross_entropy, softmax_last_dim, Llama, LlamaConfig};
 pub use muon::Muon;

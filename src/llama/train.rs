@@ -595,6 +595,16 @@ impl Trainer {
         self.point().finetune_distance(source, steps, lr)
     }
 
+    /// Closeness to a minimum: fine-tune a copy of the current point on one source until `stop`
+    /// holds (see the evaluation module).
+    pub fn finetune_to_minimum(
+        &self,
+        source: &Source,
+        stop: &super::eval::MinimumCriterion,
+    ) -> Result<super::eval::Minimum> {
+        self.point().finetune_to_minimum(source, stop)
+    }
+
     /// The current parameters.
     pub fn params(&self) -> &TensorParams {
         &self.params

@@ -170,6 +170,50 @@ pub(super) fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> Stri
 /// Trains every variant at every training seed of one master seed and assembles the report;
 /// also returns the interpolation series (Fig. 7), the held-out curves over training and the
 /// headline numbers in words.
+/// Whether the closeness fine-tunes reached their minima (the criterion checked on each):
+/// how many converged, the steps they took and the gradient ratio they ended at, per variant.
+/// `None` under the fixed-steps protocol, which records none.
+fn finetune_finding(results: &[Vec<RunResult>]) -> Option<String> {
+    let ends: Vec<_> = results
+        .iter()
+        .flatten()
+        .flat_map(|r| &r.finetunes)
+        .collect();
+    if ends.is_empty() {
+        return None;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let converged = ends.iter().filter(|e| e.converged).count();
+    let steps: Vec<f64> = ends.iter().map(|e| e.steps as f64).collect();
+    let ratios: Vec<f64> = ends.iter().map(|e| e.gradient_ratio).collect();
+    let per_variant: Vec<String> = Variant::ALL
+        .iter()
+        .zip(results)
+        .map(|(v, runs)| {
+            let e: Vec<_> = runs.iter().flat_map(|r| &r.finetunes).collect();
+            format!(
+                "{} {}/{}",
+                v.name(),
+                e.iter().filter(|e| e.converged).count(),
+                e.len()
+            )
+        })
+        .collect();
+    Some(format!(
+        "Closeness fine-tunes: {converged} of {} reached the minimum criterion ({}); steps median {:.0} [{:.0}, {:.0}]; gradient norm at the end over its start median {:.3}, largest {:.3}.",
+        ends.len(),
+        per_variant.join(", "),
+        median(steps.clone()),
+        steps.iter().cloned().fold(f64::INFINITY, f64::min),
+        steps.iter().cloned().fold(0.0, f64::max),
+        median(ratios.clone()),
+        ratios.iter().cloned().fold(0.0, f64::max),
+    ))
+}
+
 pub(super) fn study(
     a: &StudyConfig,
     master: u64,
@@ -337,6 +381,9 @@ pub(super) fn study(
             TrainConfig::default().accum,
             strengths.join("; ")
         ));
+    }
+    if let Some(f) = finetune_finding(&results) {
+        findings.push(f);
     }
     let speeds: Vec<String> = Variant::ALL
         .iter()
@@ -554,7 +601,7 @@ pub(super) fn study(
         "pretraining_loss": "validation loss on the training languages weighted by their mixture shares, final evaluation",
         "gradient_cosine": format!("mean pairwise cosine of the training languages' gradients, {FINAL_EVAL_ROWS} rows each, averaged over the 6 evaluations during training (Table 4's protocol); effect size +{:.4} (Table 4)", Metric::GradientCosine.effect_size(0.0)), "accum": defaults.accum, "micro_batch": defaults.micro_batch,
         "seq_len": defaults.seq_len, "lr": defaults.lr, "inner_lr": defaults.inner_lr, "schedule": "warmup 20 + cosine", "ci_level": LEVEL,
-        "closeness": "AdamW fine-tuning on a fixed batch per source, lr 1e-3, 20 steps (5 with --quick)", "device": a.device.flag(),
+        "closeness": a.closeness().describe(), "device": a.device.flag(),
         "master_seeds": a.master_seeds, "run_seeds": "stream_seed(master, \"pretrain-run:<i>\")",
         "tokens_per_run": tokens_per_run});
     if let (Some(obj), Some(extra)) = (settings.as_object_mut(), data.as_object()) {
