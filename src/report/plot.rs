@@ -296,7 +296,8 @@ fn draw_ratios(report: &ClaimReport, path: &Path, title: &str) -> Result<()> {
     root.present().map_err(plot_err)
 }
 
-/// Curves with dashed guides and shaded bands: log x (linear when an abscissa is 0 or below);
+/// Curves with dashed guides and shaded bands: log x when the abscissae span a decade or more
+/// (linear when narrower, or when one is 0 or below);
 /// the legend in a band of its own above the data;
 /// log y when the data span a decade or more, else linear y (a log axis over a narrow range
 /// gets no tick labels).
@@ -315,7 +316,13 @@ fn draw_curves(
     }
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let linear_x = series.iter().flat_map(|s| s.x.iter()).any(|&x| x <= 0.0);
+    // Log x, like log y, only over a decade or more: within one, plotters' log axis labels at
+    // most one power of ten (training steps 200 to 1200 had the single label 1000).
+    let xs_span = {
+        let xs = || series.iter().flat_map(|s| s.x.iter().copied());
+        xs().fold(f64::NEG_INFINITY, f64::max) / xs().fold(f64::INFINITY, f64::min)
+    };
+    let linear_x = series.iter().flat_map(|s| s.x.iter()).any(|&x| x <= 0.0) || xs_span < 10.0;
     let (xlo, xhi) = if linear_x {
         let xs = || series.iter().flat_map(|s| s.x.iter().copied());
         (

@@ -3,8 +3,8 @@
 //! read off it.
 
 use super::runs::{
-    correction_strength, effects_figure, run_all, Job, MeanBand, Metric, RunResult, StudyConfig,
-    BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL, NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, run_all, ClosenessProtocol, Job, MeanBand, Metric,
+    RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{TrainConfig, Variant};
 use crate::report::{
@@ -171,9 +171,14 @@ pub(super) fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> Stri
 /// also returns the interpolation series (Fig. 7), the held-out curves over training and the
 /// headline numbers in words.
 /// Whether the closeness fine-tunes reached their minima (the criterion checked on each):
-/// how many converged, the steps they took and the gradient ratio they ended at, per variant.
-/// `None` under the fixed-steps protocol, which records none.
-fn finetune_finding(results: &[Vec<RunResult>]) -> Option<String> {
+/// how many met the gradient test, how many stopped on the plateau test instead (and the
+/// gradient ratio they ended at, which can be far from small: a plateau over 10 steps can be an
+/// oscillation), how many hit the cap, and the steps they took, per variant. `None` under the
+/// fixed-steps protocol, which records none.
+fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Option<String> {
+    let ClosenessProtocol::ToMinimum(stop) = stop else {
+        return None;
+    };
     let ends: Vec<_> = results
         .iter()
         .flatten()
@@ -182,13 +187,18 @@ fn finetune_finding(results: &[Vec<RunResult>]) -> Option<String> {
     if ends.is_empty() {
         return None;
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let converged = ends.iter().filter(|e| e.converged).count();
-    let steps: Vec<f64> = ends.iter().map(|e| e.steps as f64).collect();
-    let ratios: Vec<f64> = ends.iter().map(|e| e.gradient_ratio).collect();
+    let by_gradient = ends
+        .iter()
+        .filter(|e| e.converged && e.gradient_ratio <= stop.gradient_ratio)
+        .count();
+    let plateau: Vec<f64> = ends
+        .iter()
+        .filter(|e| e.converged && e.gradient_ratio > stop.gradient_ratio)
+        .map(|e| e.gradient_ratio)
+        .collect();
+    let capped = ends.iter().filter(|e| !e.converged).count();
+    let mut steps: Vec<f64> = ends.iter().map(|e| e.steps as f64).collect();
+    steps.sort_by(f64::total_cmp);
     let per_variant: Vec<String> = Variant::ALL
         .iter()
         .zip(results)
@@ -202,15 +212,25 @@ fn finetune_finding(results: &[Vec<RunResult>]) -> Option<String> {
             )
         })
         .collect();
+    let plateau_range = if plateau.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", with the gradient ratio at the end from {:.3} to {:.3}",
+            plateau.iter().cloned().fold(f64::INFINITY, f64::min),
+            plateau.iter().cloned().fold(0.0, f64::max)
+        )
+    };
     Some(format!(
-        "Closeness fine-tunes: {converged} of {} reached the minimum criterion ({}); steps median {:.0} [{:.0}, {:.0}]; gradient norm at the end over its start median {:.3}, largest {:.3}.",
+        "Closeness fine-tunes, {} in all: {by_gradient} met the gradient test (norm at most {} of its start), {} stopped on the plateau test instead{plateau_range}, {capped} hit the cap of {} steps (converged per variant: {}); steps median {:.0} [{:.0}, {:.0}]. The closeness means include every fine-tune.",
         ends.len(),
+        stop.gradient_ratio,
+        plateau.len(),
+        stop.max_steps,
         per_variant.join(", "),
-        median(steps.clone()),
-        steps.iter().cloned().fold(f64::INFINITY, f64::min),
-        steps.iter().cloned().fold(0.0, f64::max),
-        median(ratios.clone()),
-        ratios.iter().cloned().fold(0.0, f64::max),
+        steps[steps.len() / 2],
+        steps[0],
+        steps[steps.len() - 1],
     ))
 }
 
@@ -382,9 +402,36 @@ pub(super) fn study(
             strengths.join("; ")
         ));
     }
-    if let Some(f) = finetune_finding(&results) {
+    if let Some(f) = finetune_finding(&results, &a.closeness()) {
         findings.push(f);
     }
+    // How far from flat the runs stopped: the paper compares models at the end of a schedule.
+    let flatness: Vec<String> = Variant::ALL
+        .iter()
+        .zip(&results)
+        .map(|(v, runs)| {
+            let n = runs.len() as f64;
+            let held = runs
+                .iter()
+                .map(|r| match r.curve.as_slice() {
+                    [.., (_, before), (_, last)] => last / before - 1.0,
+                    _ => f64::NAN,
+                })
+                .sum::<f64>()
+                / n;
+            // Runs stored before the training loss's tail was recorded have none.
+            let train = runs
+                .iter()
+                .map(|r| r.tail_change)
+                .sum::<Option<f64>>()
+                .map_or("not recorded".into(), |t| format!("{:+.2}%", 100.0 * t / n));
+            format!("{} {train} and {:+.2}%", v.name(), 100.0 * held)
+        })
+        .collect();
+    findings.push(format!(
+        "How far from flat the runs stopped (mean over seeds): the training loss's change over the last 10% of steps (least-squares line) and the held-out loss's change over the last evaluation interval (the last sixth of the steps): {}.",
+        flatness.join("; ")
+    ));
     let speeds: Vec<String> = Variant::ALL
         .iter()
         .enumerate()

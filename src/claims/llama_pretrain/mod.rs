@@ -5,7 +5,8 @@
 //!
 //! Prints a table of mean differences to AdamW with 99.9% Student-t intervals (paired by seed),
 //! writes `figures/reports/llama-pretrain.json` and `figures/llama-pretrain.png`, and refreshes
-//! `figures/REPORT.md` (and the README's table). Runs go to `target/pretrain-runs/`.
+//! `figures/REPORT.md` (and the README's table). Finished runs are stored in
+//! `<out>/.pretrain-runs/<study>/<master seed>/` and reused by the next run of the same settings.
 //!
 //! AdamW and Nexus, the headline comparison, train at 100 seeds on the synthetic languages and
 //! 30 on the manual pages (`HEADLINE_SEEDS`); each ablation at 10, paired with AdamW's first 10.

@@ -456,9 +456,10 @@ pub(super) struct RunResult {
     #[serde(default)]
     pub(super) correction: Vec<crate::nexus::CorrectionStrength>,
     /// The training loss's change over the last 10% of steps, from its least-squares line, as
-    /// a share of the loss there: how far the run was from flat when it stopped.
+    /// a share of the loss there: how far the run was from flat when it stopped (`None` in runs
+    /// stored before it was recorded).
     #[serde(default)]
-    pub(super) tail_change: f64,
+    pub(super) tail_change: Option<f64>,
     /// How each closeness fine-tune ended (training sources, then held-out ones; empty under
     /// the fixed-steps protocol).
     #[serde(default)]
@@ -696,7 +697,7 @@ pub(super) fn run_one(
         validation: e.validation.clone(),
         tokens_per_second,
         correction,
-        tail_change: tail_change(&losses),
+        tail_change: Some(tail_change(&losses)),
         finetunes,
     };
     drop(t);

@@ -269,8 +269,8 @@ pub(super) fn study(
             strength: strength.map(|s| s.0),
             cosine: strength.map(|s| s.1 .1),
             tail: (
-                mean(adamw.iter().map(|r| r.tail_change)),
-                mean(nexus.iter().map(|r| r.tail_change)),
+                mean(adamw.iter().map(|r| r.tail_change.unwrap_or(f64::NAN))),
+                mean(nexus.iter().map(|r| r.tail_change.unwrap_or(f64::NAN))),
             ),
             arm,
         });
