@@ -81,6 +81,17 @@ pub struct Minimum {
     pub trace: Vec<(f64, f64)>,
 }
 
+/// The closeness fine-tunes' optimizer: full-batch AdamW without weight decay.
+fn finetune_optimizer(lr: f64) -> Result<AdamW<TensorParams>> {
+    AdamW::new(AdamWConfig {
+        lr,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-10,
+        weight_decay: 0.0,
+    })
+}
+
 /// The mean of per-source losses (NaN without sources, as when a run holds none out).
 fn mean_loss(losses: &[(String, f64)]) -> f64 {
     if losses.is_empty() {
@@ -206,6 +217,20 @@ impl RunPoint<'_> {
         Ok(hits as f64 / n as f64)
     }
 
+    /// The loss on `tokens` at `x + t delta` for `t = 0, 1/4, ..., 1` (Fig. 7's interpolation);
+    /// the model is left at the current point.
+    fn losses_toward(&self, delta: &TensorParams, tokens: &Tensor) -> Result<Vec<f64>> {
+        let mut path = Vec::new();
+        for i in 0..=4 {
+            let mut q = self.params.clone();
+            q.axpy(i as f64 / 4.0, delta)?;
+            self.model.set_params(&q)?;
+            path.push(self.model.eval_loss(tokens)?);
+        }
+        self.model.set_params(self.params)?;
+        Ok(path)
+    }
+
     /// Closeness to a minimum: fine-tune a copy of the current point on one source's fixed batch
     /// with full-batch AdamW until `stop` says the fine-tune reached a minimum of that batch's
     /// loss (or its step cap), and return the distance, the loss along the segment and how the
@@ -216,13 +241,7 @@ impl RunPoint<'_> {
         stop: &MinimumCriterion,
     ) -> Result<Minimum> {
         let tokens = self.validation_tokens(source, VALIDATION_ROWS)?;
-        let mut adam = AdamW::new(AdamWConfig {
-            lr: stop.lr,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-10,
-            weight_decay: 0.0,
-        })?;
+        let mut adam = finetune_optimizer(stop.lr)?;
         let mut p = self.params.clone();
         let mut trace = Vec::new();
         let mut g0 = f64::NAN;
@@ -244,14 +263,7 @@ impl RunPoint<'_> {
             steps += 1;
         };
         let delta = p.minus(self.params)?;
-        let mut path = Vec::new();
-        for i in 0..=4 {
-            let mut q = self.params.clone();
-            q.axpy(i as f64 / 4.0, &delta)?;
-            self.model.set_params(&q)?;
-            path.push(self.model.eval_loss(&tokens)?);
-        }
-        self.model.set_params(self.params)?;
+        let path = self.losses_toward(&delta, &tokens)?;
         Ok(Minimum {
             distance: delta.norm()?,
             path,
@@ -273,27 +285,14 @@ impl RunPoint<'_> {
         lr: f64,
     ) -> Result<(f64, Vec<f64>)> {
         let tokens = self.validation_tokens(source, VALIDATION_ROWS)?;
-        let mut adam = AdamW::new(AdamWConfig {
-            lr,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-10,
-            weight_decay: 0.0,
-        })?;
+        let mut adam = finetune_optimizer(lr)?;
         let mut p = self.params.clone();
         for _ in 0..steps {
             let (_, g) = self.model.loss_and_gradients_at(&p, &tokens)?;
             adam.step(&mut p, &g)?;
         }
         let delta = p.minus(self.params)?;
-        let mut path = Vec::new();
-        for i in 0..=4 {
-            let mut q = self.params.clone();
-            q.axpy(i as f64 / 4.0, &delta)?;
-            self.model.set_params(&q)?;
-            path.push(self.model.eval_loss(&tokens)?);
-        }
-        self.model.set_params(self.params)?;
+        let path = self.losses_toward(&delta, &tokens)?;
         Ok((delta.norm()?, path))
     }
 }
