@@ -318,19 +318,16 @@ fn draw_curves(
     root.fill(&WHITE).map_err(plot_err)?;
     // Log x, like log y, only over a decade or more: within one, plotters' log axis labels at
     // most one power of ten (training steps 200 to 1200 had the single label 1000).
-    let xs_span = {
-        let xs = || series.iter().flat_map(|s| s.x.iter().copied());
-        xs().fold(f64::NEG_INFINITY, f64::max) / xs().fold(f64::INFINITY, f64::min)
-    };
-    let linear_x = series.iter().flat_map(|s| s.x.iter()).any(|&x| x <= 0.0) || xs_span < 10.0;
+    let xs = || series.iter().flat_map(|s| s.x.iter().copied());
+    let (xmin, xmax) = (
+        xs().fold(f64::INFINITY, f64::min),
+        xs().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let linear_x = xmin <= 0.0 || xmax / xmin < 10.0;
     let (xlo, xhi) = if linear_x {
-        let xs = || series.iter().flat_map(|s| s.x.iter().copied());
-        (
-            xs().fold(f64::INFINITY, f64::min),
-            xs().fold(f64::NEG_INFINITY, f64::max),
-        )
+        (xmin, xmax)
     } else {
-        bounds(series.iter().flat_map(|s| s.x.iter().copied()), true)
+        bounds(xs(), true)
     };
     let data_y = || {
         series.iter().filter(|s| !s.guide).flat_map(|s| {
