@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=L::SEEDS))]
     seeds: Option<u64>,
     /// Training seeds of AdamW and Nexus, the headline comparison (at least --seeds; default 100
-    /// on the synthetic languages and 30 with --corpus, or --seeds when larger).
+    /// on the synthetic languages and 90 with --corpus, or --seeds when larger).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=L::SEEDS))]
     headline_seeds: Option<u64>,
     /// Training runs at once, each on one thread (default: one per core on the CPU, 1 on CUDA,

@@ -18,7 +18,9 @@
 //! multiplicity by Holm's step-down procedure at family-wise level `alpha = 1 - CI_LEVEL`, and
 //! the intervals written to the report are Bonferroni intervals at level `1 - alpha / m` (`m`
 //! tested instances in the reading), so that all of a reading's intervals hold together with
-//! probability at least `1 - alpha`:
+//! probability at least `1 - alpha`. The tests of a bound or an effect are one-sided and the
+//! intervals two-sided, so a significant effect's interval can just reach zero (a one-sided p
+//! between `alpha / 2m` and `alpha / m`):
 //! - [`Hypothesis::AtMost`] / [`Hypothesis::AtLeast`] (a bound): fails when Holm rejects the bound,
 //!   holds otherwise;
 //! - [`Hypothesis::Equal`] (an identity): fails when Holm rejects it; holds when the family-wise

@@ -9,7 +9,7 @@
 //! `<out>/.pretrain-runs/<study>/<master seed>/` and reused by the next run of the same settings.
 //!
 //! AdamW and Nexus, the headline comparison, train at 100 seeds on the synthetic languages and
-//! 30 on the manual pages (`HEADLINE_SEEDS`); each ablation at 10, paired with AdamW's first 10.
+//! 90 on the manual pages (`HEADLINE_SEEDS`); each ablation at 10, paired with AdamW's first 10.
 //! Runs go one per core at a time, each on one thread (`--jobs`).
 //!
 //! ```text
