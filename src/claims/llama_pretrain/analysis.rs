@@ -3,8 +3,9 @@
 //! read off it.
 
 use super::runs::{
-    correction_strength, effects_figure, run_all, ClosenessProtocol, Job, MeanBand, Metric,
-    RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL, NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, mean_tail_change, run_all, ClosenessProtocol, Job,
+    MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL,
+    NEAREST_SCALE_GAIN,
 };
 use crate::llama::{TrainConfig, Variant};
 use crate::report::{
@@ -419,13 +420,12 @@ pub(super) fn study(
                 })
                 .sum::<f64>()
                 / n;
-            // Runs stored before the training loss's tail was recorded have none.
-            let train = runs
-                .iter()
-                .map(|r| r.tail_change)
-                .sum::<Option<f64>>()
-                .map_or("not recorded".into(), |t| format!("{:+.2}%", 100.0 * t / n));
-            format!("{} {train} and {:+.2}%", v.name(), 100.0 * held)
+            format!(
+                "{} {} and {:+.2}%",
+                v.name(),
+                mean_tail_change(runs.iter()),
+                100.0 * held
+            )
         })
         .collect();
     findings.push(format!(

@@ -472,6 +472,16 @@ pub(super) struct RunResult {
     pub(super) finetunes: Vec<FinetuneEnd>,
 }
 
+/// The mean of the runs' [`RunResult::tail_change`], in words: a signed percentage, or "not
+/// recorded" when a run was stored before it was kept (a mean over part of the runs would not
+/// be the arm's).
+pub(super) fn mean_tail_change<'a>(runs: impl ExactSizeIterator<Item = &'a RunResult>) -> String {
+    let n = runs.len() as f64;
+    runs.map(|r| r.tail_change)
+        .sum::<Option<f64>>()
+        .map_or("not recorded".into(), |t| format!("{:+.2}%", 100.0 * t / n))
+}
+
 /// The least-squares line's change over the last 10% of `losses` (at least 5 steps), as a share
 /// of their mean.
 pub(super) fn tail_change(losses: &[f64]) -> f64 {

@@ -18,8 +18,8 @@
 //! |delta| < 0.01, with Holm's correction over the arms of a reading (`report::verdict`).
 
 use super::runs::{
-    correction_strength, effects_figure, run_all, Job, Metric, RunResult, Setting, StudyConfig,
-    SweepKind, LEVEL, NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, mean_tail_change, run_all, Job, Metric, RunResult,
+    Setting, StudyConfig, SweepKind, LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{LlamaConfig, Schedule, TrainConfig, Variant};
 use crate::report::{
@@ -206,8 +206,8 @@ struct ArmResult {
     strength: Option<(f64, f64, f64)>,
     cosine: Option<f64>,
     /// Mean change of the training loss over the last 10% of steps (share of the loss), AdamW
-    /// and Nexus.
-    tail: (f64, f64),
+    /// and Nexus, in words ([`mean_tail_change`]).
+    tail: (String, String),
 }
 
 impl ArmResult {
@@ -269,8 +269,8 @@ pub(super) fn study(
             strength: strength.map(|s| s.0),
             cosine: strength.map(|s| s.1 .1),
             tail: (
-                mean(adamw.iter().map(|r| r.tail_change.unwrap_or(f64::NAN))),
-                mean(nexus.iter().map(|r| r.tail_change.unwrap_or(f64::NAN))),
+                mean_tail_change(adamw.iter().copied()),
+                mean_tail_change(nexus.iter().copied()),
             ),
             arm,
         });
@@ -410,7 +410,7 @@ pub(super) fn study(
             shown.push(r.arm.label.clone());
         }
         lines.push(format!(
-            "{}: held-out {:+.4} [{:+.4}, {:+.4}] ({m:+.2}% [{lo:+.2}%, {hi:+.2}%], {}), pretraining {:+.4} [{:+.4}, {:+.4}] ({}), correction strength {}, cosine {}, last-10% loss change AdamW {:+.2}% Nexus {:+.2}%",
+            "{}: held-out {:+.4} [{:+.4}, {:+.4}] ({m:+.2}% [{lo:+.2}%, {hi:+.2}%], {}), pretraining {:+.4} [{:+.4}, {:+.4}] ({}), correction strength {}, cosine {}, last-10% loss change AdamW {} Nexus {}",
             r.arm.label,
             r.held_out.mean,
             held_ci.0,
@@ -422,8 +422,8 @@ pub(super) fn study(
             same_outcome.label(),
             r.strength.map_or("-".into(), |(lo, med, hi)| format!("{med:.3e} [{lo:.3e}, {hi:.3e}]")),
             r.cosine.map_or("-".into(), |c| format!("{c:.5}")),
-            100.0 * r.tail.0,
-            100.0 * r.tail.1,
+            r.tail.0,
+            r.tail.1,
         ));
     }
     findings.push(format!(
