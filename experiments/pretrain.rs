@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --bin pretrain                 # default: tiny model, 2 x 100 + 5 x 10 runs x 2 master seeds
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
-//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 1200  # real text: balanced, then skewed (~2 h)
+//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 1200  # real text: balanced, then skewed (~4.5 h)
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! cargo run --release --bin pretrain -- --sweep dose       # gamma x K against AdamW (llama-dose)
 //! cargo run --release --bin pretrain -- --sweep schedules  # cosine and WSD (llama-schedules, Table 3)
