@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --bin pretrain                 # default: tiny model, 2 x 100 + 5 x 10 runs x 2 master seeds
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
-//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 1200  # real text: balanced, then skewed (~4.5 h)
+//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 1200  # real text: balanced, then skewed (~6.5 h)
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! cargo run --release --bin pretrain -- --sweep dose       # gamma x K against AdamW (llama-dose)
 //! cargo run --release --bin pretrain -- --sweep schedules  # cosine and WSD (llama-schedules, Table 3)
@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=L::SEEDS))]
     seeds: Option<u64>,
     /// Training seeds of AdamW and Nexus, the headline comparison (at least --seeds; default 100
-    /// on the synthetic languages and 90 with --corpus, or --seeds when larger).
+    /// on the synthetic languages and 150 with --corpus, or --seeds when larger).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=L::SEEDS))]
     headline_seeds: Option<u64>,
     /// Training runs at once, each on one thread (default: one per core on the CPU, 1 on CUDA,

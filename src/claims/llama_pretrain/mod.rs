@@ -9,13 +9,13 @@
 //! `<out>/.pretrain-runs/<study>/<master seed>/` and reused by the next run of the same settings.
 //!
 //! AdamW and Nexus, the headline comparison, train at 100 seeds on the synthetic languages and
-//! 90 on the manual pages (`HEADLINE_SEEDS`); each ablation at 10, paired with AdamW's first 10.
+//! 150 on the manual pages (`HEADLINE_SEEDS`); each ablation at 10, paired with AdamW's first 10.
 //! Runs go one per core at a time, each on one thread (`--jobs`).
 //!
 //! ```text
 //! cargo run --release --bin pretrain                 # default: tiny model, 2 x 100 + 5 x 10 runs x 2 master seeds
 //! cargo run --release --bin pretrain -- --quick      # a fast smoke pass
-//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 1200  # real text: balanced, then skewed (~4.5 h)
+//! cargo run --release --bin pretrain -- --corpus data/manpages --steps 1200  # real text: balanced, then skewed (~6.5 h)
 //! cargo run --release --bin pretrain -- --preset small --steps 2000 --device cuda   # GPU (with --features cuda)
 //! ```
 
