@@ -3,9 +3,9 @@
 //! read off it.
 
 use super::runs::{
-    correction_strength, effects_figure, mean_tail_change, run_all, ClosenessProtocol, Job,
-    MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS, LEVEL,
-    NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, mean_held_out_tail_change, mean_tail_change, run_all,
+    ClosenessProtocol, Job, MeanBand, Metric, RunResult, StudyConfig, BAND_LEVEL, FINAL_EVAL_ROWS,
+    LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{TrainConfig, Variant};
 use crate::report::{
@@ -168,9 +168,6 @@ pub(super) fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> Stri
     )
 }
 
-/// Trains every variant at every training seed of one master seed and assembles the report;
-/// also returns the interpolation series (Fig. 7), the held-out curves over training and the
-/// headline numbers in words.
 /// Whether the closeness fine-tunes reached their minima (the criterion checked on each):
 /// how many met the gradient test, how many stopped on the plateau test instead (and the
 /// gradient ratio they ended at, which can be far from small: a plateau over 10 steps can be an
@@ -235,6 +232,9 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
     ))
 }
 
+/// Trains every variant at every training seed of one master seed and assembles the report;
+/// also returns the interpolation series (Fig. 7), the held-out curves over training and the
+/// headline numbers in words.
 pub(super) fn study(
     a: &StudyConfig,
     master: u64,
@@ -411,20 +411,11 @@ pub(super) fn study(
         .iter()
         .zip(&results)
         .map(|(v, runs)| {
-            let n = runs.len() as f64;
-            let held = runs
-                .iter()
-                .map(|r| match r.curve.as_slice() {
-                    [.., (_, before), (_, last)] => last / before - 1.0,
-                    _ => f64::NAN,
-                })
-                .sum::<f64>()
-                / n;
             format!(
                 "{} {} and {:+.2}%",
                 v.name(),
                 mean_tail_change(runs.iter()),
-                100.0 * held
+                100.0 * mean_held_out_tail_change(runs.iter())
             )
         })
         .collect();

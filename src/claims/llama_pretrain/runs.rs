@@ -219,6 +219,10 @@ pub struct Setting {
     /// of a sweep, so that K changes how a step's tokens are split, not how many there are.
     pub micro_batch: usize,
     pub schedule: Schedule,
+    /// The outer learning rate (AdamW's). Not in the run's name: within a study it follows
+    /// the preset (the size series scales it with the width), and the stored settings, which
+    /// decide whether a stored run is reused, carry it.
+    pub lr: f64,
 }
 
 impl Setting {
@@ -230,6 +234,7 @@ impl Setting {
         cfg.accum = self.accum;
         cfg.micro_batch = self.micro_batch;
         cfg.schedule = self.schedule;
+        cfg.lr = self.lr;
     }
 
     /// The name a stored run of this setting carries beside its variant and seed.
@@ -322,6 +327,7 @@ impl StudyConfig {
             accum: d.accum,
             micro_batch: d.micro_batch,
             schedule: d.schedule,
+            lr: d.lr,
         }
     }
 
@@ -481,6 +487,21 @@ pub(super) fn mean_tail_change<'a>(runs: impl ExactSizeIterator<Item = &'a RunRe
     runs.map(|r| r.tail_change)
         .sum::<Option<f64>>()
         .map_or("not recorded".into(), |t| format!("{:+.2}%", 100.0 * t / n))
+}
+
+/// The mean over the runs of the held-out loss's change over the last evaluation interval
+/// (the last sixth of the steps), as a share of the loss before it: how far from flat the
+/// held-out curve was when the runs stopped (NaN for a run with fewer than two evaluations).
+pub(super) fn mean_held_out_tail_change<'a>(
+    runs: impl ExactSizeIterator<Item = &'a RunResult>,
+) -> f64 {
+    let n = runs.len() as f64;
+    runs.map(|r| match r.curve.as_slice() {
+        [.., (_, before), (_, last)] => last / before - 1.0,
+        _ => f64::NAN,
+    })
+    .sum::<f64>()
+        / n
 }
 
 /// The least-squares line's change over the last 10% of `losses` (at least 5 steps), as a share

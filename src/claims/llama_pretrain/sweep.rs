@@ -9,17 +9,18 @@
 //!   (`||pg - gamma sum_i ghat_i|| / ||gamma sum_i ghat_i||`): a null at every strength
 //!   separates "too weak at this scale" from "absent".
 //! - `llama-schedules` (Table 3): AdamW and Nexus under the cosine and the WSD schedule.
-//! - `llama-sizes` (Fig. 5's trend): the size presets `size-*`, each at the same tokens per
-//!   parameter, and a trend test: the slope of the relative held-out effect against log10 of
-//!   the parameter count, with its interval.
+//! - `llama-sizes` (Fig. 5's trend): the size presets `size-*`, each at Chinchilla's 20
+//!   tokens per parameter with a learning rate scaled inversely with its width (so that every
+//!   size trains until its curve flattens), and a trend test: the slope of the relative
+//!   held-out effect against log10 of the parameter count, with its interval.
 //!
 //! Every arm's held-out effect is decided against the paper's smallest reported gain
 //! ([`NEAREST_SCALE_GAIN`] of AdamW's loss), its pretraining difference against the paper's
 //! |delta| < 0.01, with Holm's correction over the arms of a reading (`report::verdict`).
 
 use super::runs::{
-    correction_strength, effects_figure, mean_tail_change, run_all, Job, Metric, RunResult,
-    Setting, StudyConfig, SweepKind, LEVEL, NEAREST_SCALE_GAIN,
+    correction_strength, effects_figure, mean_held_out_tail_change, mean_tail_change, run_all, Job,
+    Metric, RunResult, Setting, StudyConfig, SweepKind, LEVEL, NEAREST_SCALE_GAIN,
 };
 use crate::llama::{LlamaConfig, Schedule, TrainConfig, Variant};
 use crate::report::{
@@ -66,14 +67,28 @@ pub const DOSE_GAMMAS: [f64; 5] = [0.003, 0.01, 0.03, 0.1, 0.3];
 pub const DOSE_KS: [usize; 3] = [2, 4, 8];
 /// Sequences per outer step in every arm of a sweep (the study's default: 4 x 8).
 const SEQUENCES_PER_STEP: usize = 32;
-/// Tokens per parameter of the size series: tiny's at the study's 300 steps (133,440
-/// parameters, 307,200 tokens), so the size series passes through the main study's setting.
-pub const SIZE_TOKENS_PER_PARAMETER: f64 = 307_200.0 / 133_440.0;
+/// Tokens per parameter of the size series: Chinchilla's 20, the unit of the paper's token
+/// budgets (its 1B and 3B models train on 4x and 2x that, Table 6). At tiny's 2.3 (its 300
+/// steps in the variant study) the sizes below tiny stopped far from flat: their held-out
+/// loss still fell 0.9-2.7% over the last sixth of training.
+pub const SIZE_TOKENS_PER_PARAMETER: f64 = 20.0;
 /// The size series' presets: 2,484 to 270,816 parameters, two decades.
 pub const SIZE_PRESETS: [&str; 5] = ["size-2k", "size-10k", "size-34k", "tiny", "size-271k"];
-/// The fewest outer steps a size should get (its warmup is 20): the smaller sizes split their
-/// tokens into smaller steps to reach it.
-const MIN_SIZE_STEPS: usize = 60;
+/// The fewest outer steps a size should get: tiny's in the variant study. The smaller sizes
+/// split their tokens into smaller steps to reach it (size-2k, at one sequence per
+/// micro-batch, stops short of it).
+const MIN_SIZE_STEPS: usize = 300;
+
+/// The outer learning rate of a size: the study's (tuned at tiny) scaled by tiny's hidden
+/// width over the size's, the width scaling muP prescribes for Adam's hidden matrices (Yang et
+/// al. 2022, Tensor Programs V), here applied to every parameter. At the study's 0.003 the
+/// narrow sizes were held back by their step size, not their capacity: on one seed at 20
+/// tokens per parameter, size-2k's held-out loss was 2.18 and still falling 2.4% over the
+/// last sixth, against 1.47 and flat at 0.048, this rule's value.
+fn size_lr(preset: &str) -> Result<f64> {
+    let width = |p: &str| -> Result<f64> { Ok(LlamaConfig::preset(p)?.hidden_size as f64) };
+    Ok(TrainConfig::default().lr * width("tiny")? / width(preset)?)
+}
 
 /// The report of a sweep.
 pub fn meta(kind: SweepKind) -> &'static ClaimMeta {
@@ -155,14 +170,16 @@ pub fn arms(kind: SweepKind, a: &StudyConfig) -> Result<Vec<Arm>> {
                 }
                 let steps = (tokens / (d.accum * micro_batch * d.seq_len) as f64).round() as usize;
                 let steps = steps.max(6);
+                let lr = size_lr(preset)?;
                 Ok(Arm {
-                    label: format!("{preset} ({p} parameters)"),
+                    label: format!("{preset} ({p} parameters, lr {lr:.2e})"),
                     group: format!("gamma {}", d.inner_lr),
                     x: p,
                     nexus: Setting {
                         preset: preset.into(),
                         steps,
                         micro_batch,
+                        lr,
                         ..base.clone()
                     },
                     paper: true,
@@ -205,9 +222,10 @@ struct ArmResult {
     /// Correction strength over every evaluation step of the arm's Nexus runs: min, median, max.
     strength: Option<(f64, f64, f64)>,
     cosine: Option<f64>,
-    /// Mean change of the training loss over the last 10% of steps (share of the loss), AdamW
-    /// and Nexus, in words ([`mean_tail_change`]).
-    tail: (String, String),
+    /// How far from flat the runs stopped, AdamW then Nexus: the mean change of the training
+    /// loss over the last 10% of steps in words ([`mean_tail_change`]), and of the held-out
+    /// loss over the last sixth ([`mean_held_out_tail_change`]), shares of the loss.
+    tail: [(String, f64); 2],
 }
 
 impl ArmResult {
@@ -268,10 +286,12 @@ pub(super) fn study(
             ),
             strength: strength.map(|s| s.0),
             cosine: strength.map(|s| s.1 .1),
-            tail: (
-                mean_tail_change(adamw.iter().copied()),
-                mean_tail_change(nexus.iter().copied()),
-            ),
+            tail: [&adamw, &nexus].map(|runs| {
+                (
+                    mean_tail_change(runs.iter().copied()),
+                    mean_held_out_tail_change(runs.iter().copied()),
+                )
+            }),
             arm,
         });
     }
@@ -373,8 +393,9 @@ pub(super) fn study(
             "label": r.arm.label, "preset": r.arm.nexus.preset, "steps": r.arm.nexus.steps,
             "inner_lr": r.arm.nexus.inner_lr, "accum": r.arm.nexus.accum,
             "micro_batch": r.arm.nexus.micro_batch, "schedule": format!("{:?}", r.arm.nexus.schedule),
+            "lr": r.arm.nexus.lr,
             "tokens_per_run": r.arm.nexus.tokens(d.seq_len)})).collect::<Vec<_>>(),
-        "seeds": a.seeds, "jobs": a.jobs, "seq_len": d.seq_len, "lr": d.lr, "warmup": d.warmup,
+        "seeds": a.seeds, "jobs": a.jobs, "seq_len": d.seq_len, "warmup": d.warmup,
         "sequences_per_step": first.accum * first.micro_batch, "ci_level": LEVEL,
         "effect_margin": "0.34% of AdamW's held-out loss (Table 9, 300M, the paper's smallest)",
         "master_seeds": a.master_seeds, "run_seeds": "stream_seed(master, \"pretrain-run:<i>\")",
@@ -410,7 +431,7 @@ pub(super) fn study(
             shown.push(r.arm.label.clone());
         }
         lines.push(format!(
-            "{}: held-out {:+.4} [{:+.4}, {:+.4}] ({m:+.2}% [{lo:+.2}%, {hi:+.2}%], {}), pretraining {:+.4} [{:+.4}, {:+.4}] ({}), correction strength {}, cosine {}, last-10% loss change AdamW {} Nexus {}",
+            "{}: held-out {:+.4} [{:+.4}, {:+.4}] ({m:+.2}% [{lo:+.2}%, {hi:+.2}%], {}), pretraining {:+.4} [{:+.4}, {:+.4}] ({}), correction strength {}, cosine {}, how far from flat (training loss over the last 10% of steps; held-out loss over the last sixth) AdamW {}; {:+.2}%, Nexus {}; {:+.2}%",
             r.arm.label,
             r.held_out.mean,
             held_ci.0,
@@ -422,8 +443,10 @@ pub(super) fn study(
             same_outcome.label(),
             r.strength.map_or("-".into(), |(lo, med, hi)| format!("{med:.3e} [{lo:.3e}, {hi:.3e}]")),
             r.cosine.map_or("-".into(), |c| format!("{c:.5}")),
-            r.tail.0,
-            r.tail.1,
+            r.tail[0].0,
+            100.0 * r.tail[0].1,
+            r.tail[1].0,
+            100.0 * r.tail[1].1,
         ));
     }
     findings.push(format!(
@@ -515,6 +538,7 @@ fn arm_params(index: usize, r: &ArmResult, seeds: usize) -> Vec<(&'static str, f
         ("gamma", s.inner_lr),
         ("K", s.accum as f64),
         ("steps", s.steps as f64),
+        ("lr", s.lr),
         ("wsd", f64::from(u8::from(s.schedule == Schedule::Wsd))),
         (
             "d",
@@ -699,7 +723,14 @@ mod tests {
                 "{}: {ratio} tokens per parameter",
                 r.label
             );
+            // The learning rate times the width is tiny's: the narrowest size steps 16 times
+            // further than tiny, and tiny keeps the study's rate.
+            let width = LlamaConfig::preset(&s.preset).unwrap().hidden_size as f64;
+            let tiny = LlamaConfig::preset("tiny").unwrap().hidden_size as f64;
+            assert!((s.lr * width - TrainConfig::default().lr * tiny).abs() < 1e-12);
         }
+        assert_eq!(arms[0].nexus.lr, 16.0 * TrainConfig::default().lr);
+        assert!(arms.iter().all(|r| r.adamw().lr == r.nexus.lr));
     }
 
     /// The trend constant is Table 9's least-squares slope.
