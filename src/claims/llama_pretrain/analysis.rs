@@ -171,8 +171,12 @@ pub(super) fn claim_table(claims: &[Vec<ClaimOutcome>], masters: &[u64]) -> Stri
 /// Whether the closeness fine-tunes reached their minima (the criterion checked on each):
 /// how many met the gradient test, how many stopped on the plateau test instead (and the
 /// gradient ratio they ended at, which can be far from small: a plateau over 10 steps can be an
-/// oscillation), how many hit the cap, and the steps they took, per variant. `None` under the
-/// fixed-steps protocol, which records none.
+/// oscillation), how many hit the cap, and the steps they took, per variant; and the batch loss
+/// at the fine-tuned points as a share of the one at the trained point (each run's mean over
+/// its sources, the ends of the interpolation path), the evidence that does not lean on the
+/// gradient: a trained model can start so near a source's optimum that its gradient is small
+/// and any point of a memorized batch has a larger one. `None` under the fixed-steps protocol,
+/// which records none.
 fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Option<String> {
     let ClosenessProtocol::ToMinimum(stop) = stop else {
         return None;
@@ -219,8 +223,28 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
             plateau.iter().cloned().fold(0.0, f64::max)
         )
     };
+    let loss_left = |path: fn(&RunResult) -> &[f64]| -> String {
+        let mut left: Vec<f64> = results
+            .iter()
+            .flatten()
+            .filter_map(|r| match path(r) {
+                [first, .., last] => Some(last / first),
+                _ => None,
+            })
+            .collect();
+        left.sort_by(f64::total_cmp);
+        match left.as_slice() {
+            [] => "-".into(),
+            l => format!(
+                "{:.1}% [{:.1}%, {:.1}%]",
+                100.0 * l[l.len() / 2],
+                100.0 * l[0],
+                100.0 * l[l.len() - 1]
+            ),
+        }
+    };
     Some(format!(
-        "Closeness fine-tunes, {} in all: {by_gradient} met the gradient test (norm at most {} of its start), {} stopped on the plateau test instead{plateau_range}, {capped} hit the cap of {} steps (converged per variant: {}); steps median {:.0} [{:.0}, {:.0}]. The closeness means include every fine-tune.",
+        "Closeness fine-tunes, {} in all: {by_gradient} met the gradient test (norm at most {} of its start), {} stopped on the plateau test instead{plateau_range}, {capped} hit the cap of {} steps (converged per variant: {}); steps median {:.0} [{:.0}, {:.0}]. The batch loss at the fine-tuned points, as a share of the one at the trained point (median over runs [range]): {} toward the training languages' minima, {} toward the held-out ones'. The closeness means include every fine-tune.",
         ends.len(),
         stop.gradient_ratio,
         plateau.len(),
@@ -229,6 +253,8 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
         steps[steps.len() / 2],
         steps[0],
         steps[steps.len() - 1],
+        loss_left(|r| &r.path),
+        loss_left(|r| &r.held_out_path),
     ))
 }
 
