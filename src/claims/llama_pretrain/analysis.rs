@@ -199,8 +199,8 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
         .map(|e| e.gradient_ratio)
         .collect();
     let capped = ends.iter().filter(|e| !e.converged).count();
-    let mut steps: Vec<f64> = ends.iter().map(|e| e.steps as f64).collect();
-    steps.sort_by(f64::total_cmp);
+    let steps: Vec<f64> = ends.iter().map(|e| e.steps as f64).collect();
+    let (steps_min, steps_median, steps_max) = crate::stats::min_median_max(&steps)?;
     let per_variant: Vec<String> = Variant::ALL
         .iter()
         .zip(results)
@@ -224,7 +224,7 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
         )
     };
     let loss_left = |path: fn(&RunResult) -> &[f64]| -> String {
-        let mut left: Vec<f64> = results
+        let left: Vec<f64> = results
             .iter()
             .flatten()
             .filter_map(|r| match path(r) {
@@ -232,16 +232,14 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
                 _ => None,
             })
             .collect();
-        left.sort_by(f64::total_cmp);
-        match left.as_slice() {
-            [] => "-".into(),
-            l => format!(
+        crate::stats::min_median_max(&left).map_or("-".into(), |(lo, med, hi)| {
+            format!(
                 "{:.1}% [{:.1}%, {:.1}%]",
-                100.0 * l[l.len() / 2],
-                100.0 * l[0],
-                100.0 * l[l.len() - 1]
-            ),
-        }
+                100.0 * med,
+                100.0 * lo,
+                100.0 * hi
+            )
+        })
     };
     Some(format!(
         "Closeness fine-tunes, {} in all: {by_gradient} met the gradient test (norm at most {} of its start), {} stopped on the plateau test instead{plateau_range}, {capped} hit the cap of {} steps (converged per variant: {}); steps median {:.0} [{:.0}, {:.0}]. The batch loss at the fine-tuned points, as a share of the one at the trained point (median over runs [range]): {} toward the training languages' minima, {} toward the held-out ones'. The closeness means include every fine-tune.",
@@ -250,9 +248,9 @@ fn finetune_finding(results: &[Vec<RunResult>], stop: &ClosenessProtocol) -> Opt
         plateau.len(),
         stop.max_steps,
         per_variant.join(", "),
-        steps[steps.len() / 2],
-        steps[0],
-        steps[steps.len() - 1],
+        steps_median,
+        steps_min,
+        steps_max,
         loss_left(|r| &r.path),
         loss_left(|r| &r.held_out_path),
     ))

@@ -100,16 +100,16 @@ pub(super) const FINAL_EVAL_ROWS: usize = 128;
 /// Default training seeds of AdamW and Nexus: on the synthetic languages, on the manual pages.
 /// Sized to decide: at 30 seeds the synthetic study's closeness outcomes went between fails and
 /// undecided across master seeds (31 and 47 seeds would have decided; per-seed standard
-/// deviation 0.045-0.052 against a margin of 0.036), and a synthetic run costs a sixth of a
-/// manual-page run. At 100 the interval's half-width is about 0.018, so a mean difference
+/// deviation 0.045-0.052 against a margin of 0.036), and a synthetic run cost a sixth of a
+/// manual-page run then (about 0.6 of one since its closeness fine-tunes go to a minimum, as
+/// the manual pages' do: 500 runs in 80 min against 240 in 67). At 100 the interval's half-width is about 0.018, so a mean difference
 /// within 0.018 of zero decides. On the manual pages 30 seeds (about an hour a mixture) left the
 /// skewed mixture's held-out verdict changing with the master seed (fails / undecided, 57 seeds
 /// would decide), and so did 60 (the lower end 0.0001 past the 0.34% margin, 70 would decide);
 /// at 90 it was `fails` at both. The balanced mixture, inconclusive at both at 30, was at 90
 /// inconclusive at one master seed and `fails` at the other (142 seeds would decide the first);
-/// at 150 it is `fails` at both, and so is the skewed mixture. A run there costs six synthetic
-/// runs, so 150 makes a mixture (700 runs at 2 master seeds) about three and a quarter hours on
-/// 2 cores; `--headline-seeds 30` gives the hour-long, undecided version.
+/// at 150 it is `fails` at both, and so is the skewed mixture. 150 makes a mixture (700 runs
+/// at 2 master seeds) about three and a quarter hours on 2 cores; `--headline-seeds 30` gives the hour-long, undecided version.
 pub const HEADLINE_SEEDS: [usize; 2] = [100, 150];
 /// Level of the shaded bands in the figures: a picture of the spread across seeds, not a
 /// decision (decisions are the tests above).
