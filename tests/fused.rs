@@ -396,3 +396,72 @@ fn single_pass_parameter_ops_equal_their_definitions() {
         }
     }
 }
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    values(t).iter().map(|x| x.to_bits()).collect()
+}
+
+/// The products of `nexus_lab::llama::serial` are Candle's, bit for bit, on the calling thread
+/// and split over a pool of 1, 2 and 3 threads, in f32 and f64: at the shapes of the `small`
+/// preset's passes (its 256 rows; a weight's transpose; a gradient's transpose as the left
+/// operand; the down projection's 688-long sums, which gemm cuts in two; the attention's
+/// batches of heads read through strides) and at row counts that are not whole blocks. Sums are
+/// one addition per element, so `serial::add` equals Candle's `+` bit for bit too.
+#[test]
+fn serial_products_are_candles_bit_for_bit() {
+    use nexus_lab::llama::serial::{self, matmul_pair, Split};
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 3]
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        })
+        .into();
+    for dtype in [DType::F32, DType::F64] {
+        let r = |shape: &[usize], seed: u64| random(shape, seed, 1.0).to_dtype(dtype).unwrap();
+        let (x, w, wide, g) = (
+            r(&[256, 256], 1),
+            r(&[768, 256], 2),
+            r(&[256, 688], 3),
+            r(&[256, 768], 4),
+        );
+        let heads = r(&[3, 8, 8, 32, 32], 5);
+        let (q, k) = (heads.get(0).unwrap(), heads.get(1).unwrap());
+        let odd = r(&[200, 256], 6);
+        let cases: Vec<(Tensor, Tensor)> = vec![
+            (x.clone(), w.t().unwrap()),
+            (g.t().unwrap(), x.clone()),
+            (wide.clone(), r(&[688, 256], 7)),
+            (q.clone(), k.t().unwrap()),
+            (r(&[8, 8, 32, 32], 8), k.clone()),
+            (odd.clone(), w.t().unwrap()),
+            (r(&[1, 256], 9), w.t().unwrap()),
+        ];
+        for (a, b) in &cases {
+            let want = bits(&a.matmul(b).unwrap());
+            for pool in &pools {
+                for split in [Split::Rows, Split::Here] {
+                    let got = pool.install(|| split.matmul(a, b)).unwrap();
+                    assert_eq!(got.dims(), a.matmul(b).unwrap().dims());
+                    assert_eq!(bits(&got), want, "{dtype:?} {:?} {split:?}", a.dims());
+                }
+            }
+        }
+        let (p, s) = pools[1]
+            .install(|| matmul_pair((&g.t().unwrap(), &x), (&x, &w.t().unwrap())))
+            .unwrap();
+        assert_eq!(bits(&p), bits(&g.t().unwrap().matmul(&x).unwrap()));
+        assert_eq!(bits(&s), bits(&x.matmul(&w.t().unwrap()).unwrap()));
+        let padded = odd.pad_with_zeros(0, 0, 56).unwrap();
+        assert_eq!(
+            bits(&serial::add(&x, &padded).unwrap()),
+            bits(&(&x + &padded).unwrap())
+        );
+        // Shapes that do not fit are errors, not panics.
+        assert!(serial::matmul(&x, &wide.t().unwrap()).is_err());
+        assert!(serial::matmul(&q, &w).is_err());
+        assert!(serial::add(&x, &odd).is_err());
+        assert!(serial::add(&x, &w.t().unwrap().narrow(1, 0, 256).unwrap()).is_err());
+    }
+}

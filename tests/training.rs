@@ -81,8 +81,14 @@ fn resume_is_bit_identical() {
 /// rows is an error.
 #[test]
 fn a_run_in_a_one_thread_pool_is_bit_identical() {
+    for variant in [Variant::Nexus, Variant::Adamw] {
+        a_run_in_a_one_thread_pool_is_bit_identical_for(variant);
+    }
+}
+
+fn a_run_in_a_one_thread_pool_is_bit_identical_for(variant: Variant) {
     let cfg = TrainConfig {
-        variant: Variant::Nexus,
+        variant,
         steps: 3,
         eval_every: 1000,
         checkpoint_every: 1000,
@@ -119,15 +125,22 @@ fn a_run_in_a_one_thread_pool_is_bit_identical() {
             e.gradient_cosine,
         )
     };
-    let (a, b) = (scratch("pool-shared"), scratch("pool-own"));
-    let shared = train(&a);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let own = pool.install(|| train(&b));
-    assert_eq!(shared, own);
-    for d in [a, b] {
+    let name = variant.name();
+    let dirs = [1, 2, 3].map(|i| scratch(&format!("pool-{name}-{i}")));
+    let shared = train(&dirs[0]);
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    // A one-thread pool runs everything in order; a two-thread pool of its own runs AdamW's
+    // micro-batches side by side and Nexus's products in pairs, whatever cores the machine has.
+    let own = pool(1).install(|| train(&dirs[1]));
+    let two = pool(2).install(|| train(&dirs[2]));
+    assert_eq!(shared, own, "{name}");
+    assert_eq!(two, own, "{name}");
+    for d in dirs {
         std::fs::remove_dir_all(d).ok();
     }
 }

@@ -17,6 +17,7 @@ use super::fused::{
 };
 use super::model::Llama;
 use super::params::TensorParams;
+use super::serial::{self, matmul_pair, Split};
 use crate::error::{Error, Result};
 use candle_core::Tensor;
 
@@ -58,6 +59,7 @@ impl Llama {
         &self,
         p: &[Tensor],
         tokens: &Tensor,
+        split: Split,
     ) -> Result<(f64, TensorParams)> {
         let cfg = self.config();
         let (b, t1) = tokens.dims2()?;
@@ -81,25 +83,25 @@ impl Llama {
             let w = |k: usize| &p[1 + PER_BLOCK * l + k];
             let normed = x.apply_op2_no_bwd(w(0), &RmsNorm { eps })?;
             let qkv_weight = Tensor::cat(&[w(1), w(2), w(3)], 0)?;
-            let heads = normed
-                .matmul(&qkv_weight.t()?)?
+            let heads = split
+                .matmul(&normed, &qkv_weight.t()?)?
                 .reshape((b, t, 3 * h))?
                 .apply_op1_no_bwd(self.rotary())?;
             let (q, k, v) = (heads.get(0)?, heads.get(1)?, heads.get(2)?);
-            let probs = q
-                .matmul(&k.t()?)?
+            let probs = split
+                .matmul(&q, &k.t()?)?
                 .apply_op1_no_bwd(&CausalSoftmax { scale })?;
-            let attn = probs
-                .matmul(&v)?
+            let attn = split
+                .matmul(&probs, &v)?
                 .transpose(1, 2)?
                 .contiguous()?
                 .reshape((n, h))?;
-            let y = (&x + attn.matmul(&w(4).t()?)?)?;
+            let y = serial::add(&x, &split.matmul(&attn, &w(4).t()?)?)?;
             let mlp_in = y.apply_op2_no_bwd(w(5), &RmsNorm { eps })?;
             let gate_up_weight = Tensor::cat(&[w(6), w(7)], 0)?;
-            let gate_up = mlp_in.matmul(&gate_up_weight.t()?)?;
+            let gate_up = split.matmul(&mlp_in, &gate_up_weight.t()?)?;
             let act = gate_up.apply_op1_no_bwd(&SwiGlu)?;
-            let next = (&y + act.matmul(&w(8).t()?)?)?;
+            let next = serial::add(&y, &split.matmul(&act, &w(8).t()?)?)?;
             caches.push(BlockCache {
                 x,
                 normed,
@@ -116,51 +118,54 @@ impl Llama {
             x = next;
         }
         let last = x.apply_op2_no_bwd(&p[final_norm], &RmsNorm { eps })?;
-        let logits = last.matmul(&p[head].t()?)?;
+        let logits = split.matmul(&last, &p[head].t()?)?;
         let cross_entropy = CrossEntropy::default();
         let loss = logits.apply_op2_no_bwd(&targets, &cross_entropy)?;
 
         let mut grads: Vec<Option<Tensor>> = vec![None; p.len()];
         let dlogits = cross_entropy.backward(&logits, &targets, 1.0)?;
-        grads[head] = Some(dlogits.t()?.matmul(&last)?);
-        let (mut dx, dw) = rms_norm_backward(&x, &p[final_norm], &dlogits.matmul(&p[head])?, eps)?;
+        // Each weight's gradient is computed beside the gradient of its layer's input.
+        let (dhead, dlast) = matmul_pair((&dlogits.t()?, &last), (&dlogits, &p[head]))?;
+        grads[head] = Some(dhead);
+        let (mut dx, dw) = rms_norm_backward(&x, &p[final_norm], &dlast, eps)?;
         grads[final_norm] = Some(dw);
         for (l, c) in caches.iter().enumerate().rev() {
             let base = 1 + PER_BLOCK * l;
             let w = |k: usize| &p[base + k];
             // next = y + act W_down^T
-            grads[base + 8] = Some(dx.t()?.matmul(&c.act)?);
-            let dgate_up = swiglu_backward(&c.gate_up, &dx.matmul(w(8))?)?;
-            let dgu_weight = dgate_up.t()?.matmul(&c.mlp_in)?;
+            let (ddown, dact) = matmul_pair((&dx.t()?, &c.act), (&dx, w(8)))?;
+            grads[base + 8] = Some(ddown);
+            let dgate_up = swiglu_backward(&c.gate_up, &dact)?;
+            let (dgu_weight, dmlp_in) =
+                matmul_pair((&dgate_up.t()?, &c.mlp_in), (&dgate_up, &c.gate_up_weight))?;
             grads[base + 6] = Some(dgu_weight.narrow(0, 0, inter)?);
             grads[base + 7] = Some(dgu_weight.narrow(0, inter, inter)?);
-            let (dy_norm, dw) =
-                rms_norm_backward(&c.y, w(5), &dgate_up.matmul(&c.gate_up_weight)?, eps)?;
+            let (dy_norm, dw) = rms_norm_backward(&c.y, w(5), &dmlp_in, eps)?;
             grads[base + 5] = Some(dw);
-            let dy = (&dx + dy_norm)?;
+            let dy = serial::add(&dx, &dy_norm)?;
             // y = x + attn W_o^T
-            grads[base + 4] = Some(dy.t()?.matmul(&c.attn)?);
-            let dout = dy
-                .matmul(w(4))?
+            let (do_weight, dattn) = matmul_pair((&dy.t()?, &c.attn), (&dy, w(4)))?;
+            grads[base + 4] = Some(do_weight);
+            let dout = dattn
                 .reshape((b, t, nh, hd))?
                 .transpose(1, 2)?
                 .contiguous()?;
             let (q, k, v) = (c.heads.get(0)?, c.heads.get(1)?, c.heads.get(2)?);
-            let dv = c.probs.t()?.matmul(&dout)?;
-            let dscores = causal_softmax_backward(&c.probs, &dout.matmul(&v.t()?)?, scale)?;
-            let dq = dscores.matmul(&k)?;
-            let dk = dscores.t()?.matmul(&q)?;
+            let (dv, dprobs) = matmul_pair((&c.probs.t()?, &dout), (&dout, &v.t()?))?;
+            let dscores = causal_softmax_backward(&c.probs, &dprobs, scale)?;
+            let (dq, dk) = matmul_pair((&dscores, &k), (&dscores.t()?, &q))?;
             let dqkv = self
                 .rotary()
                 .backward(&Tensor::stack(&[dq, dk, dv], 0)?)?
                 .reshape((n, 3 * h))?;
-            let dqkv_weight = dqkv.t()?.matmul(&c.normed)?;
+            let (dqkv_weight, dnormed) =
+                matmul_pair((&dqkv.t()?, &c.normed), (&dqkv, &c.qkv_weight))?;
             for j in 0..3 {
                 grads[base + 1 + j] = Some(dqkv_weight.narrow(0, j * h, h)?);
             }
-            let (dx_norm, dw) = rms_norm_backward(&c.x, w(0), &dqkv.matmul(&c.qkv_weight)?, eps)?;
+            let (dx_norm, dw) = rms_norm_backward(&c.x, w(0), &dnormed, eps)?;
             grads[base] = Some(dw);
-            dx = (dy + dx_norm)?;
+            dx = serial::add(&dy, &dx_norm)?;
         }
         grads[0] = Some(p[0].zeros_like()?.index_add(&inputs, &dx, 0)?);
         let tensors = grads

@@ -11,6 +11,7 @@ mod model;
 mod muon;
 mod params;
 mod runtime;
+pub mod serial;
 mod state;
 mod train;
 

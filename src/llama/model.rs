@@ -17,6 +17,7 @@
 
 use super::fused::{CausalSoftmax, CrossEntropy, Kernels, QkvRope, RmsNorm, SwiGlu};
 use super::params::TensorParams;
+use super::serial::Split;
 use crate::error::{ensure, Error, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand_distr::{Distribution, Normal};
@@ -461,7 +462,7 @@ impl Llama {
     pub fn loss_and_gradients(&self, tokens: &Tensor) -> Result<(f64, TensorParams)> {
         if self.kernels == Kernels::Fused {
             self.check_tokens(tokens)?;
-            return self.fused_loss_and_gradients(&self.detached_vars(), tokens);
+            return self.fused_loss_and_gradients(&self.detached_vars(), tokens, Split::Rows);
         }
         let loss = self.loss(tokens)?;
         let grads = loss.backward()?;
@@ -514,7 +515,27 @@ impl Llama {
             )?;
         }
         let detached: Vec<Tensor> = params.tensors.iter().map(Tensor::detach).collect();
-        self.fused_loss_and_gradients(&detached, tokens)
+        self.fused_loss_and_gradients(&detached, tokens, Split::Rows)
+    }
+
+    /// [`Llama::loss_and_gradients`] of several batches at the model's parameters, in order. On
+    /// the fused kernels with more than one thread in the pool they run side by side, each
+    /// pass's products on its own thread, with the same results bit for bit as one after
+    /// another ([`super::product`]); otherwise one after another. All the gradients are held
+    /// at once: the caller bounds the batches.
+    pub fn losses_and_gradients(&self, batches: &[Tensor]) -> Vec<Result<(f64, TensorParams)>> {
+        use rayon::prelude::*;
+        if self.kernels != Kernels::Fused || rayon::current_num_threads() < 2 {
+            return batches.iter().map(|t| self.loss_and_gradients(t)).collect();
+        }
+        let vars = self.detached_vars();
+        batches
+            .par_iter()
+            .map(|tokens| {
+                self.check_tokens(tokens)?;
+                self.fused_loss_and_gradients(&vars, tokens, Split::Here)
+            })
+            .collect()
     }
 
     fn check_tokens(&self, tokens: &Tensor) -> Result<()> {

@@ -53,10 +53,28 @@ impl SourceGradients<TensorParams> for MicroBatches<'_> {
 }
 
 impl MicroBatches<'_> {
-    /// The gradient of one micro-batch at the model's current parameters.
-    fn gradient_at_model(&mut self, source: usize) -> Result<TensorParams> {
-        let result = self.model.loss_and_gradients(&self.batches[source]);
-        self.record(result)
+    /// The mean gradient of the micro-batches at the model's current parameters, summed in
+    /// micro-batch order. As many micro-batches as the pool has threads are computed at once
+    /// (side by side on the CPU), which bounds the gradients held to that many plus the sum.
+    fn mean_gradient_at_model(&mut self) -> Result<TensorParams> {
+        let width = rayon::current_num_threads().max(1);
+        let mut sum: Option<TensorParams> = None;
+        for start in (0..self.batches.len()).step_by(width) {
+            let end = (start + width).min(self.batches.len());
+            for result in self.model.losses_and_gradients(&self.batches[start..end]) {
+                let g = self.record(result)?;
+                match sum.as_mut() {
+                    None => sum = Some(g),
+                    Some(s) => s.axpy(1.0, &g)?,
+                }
+            }
+        }
+        let mut sum = sum.ok_or_else(|| Error::InvalidArgument {
+            name: "accum",
+            reason: "an outer step needs at least one micro-batch".into(),
+        })?;
+        sum.scale(1.0 / self.batches.len() as f64)?;
+        Ok(sum)
     }
 
     /// Keeps the loss of a gradient evaluation; a non-finite loss is divergence.
@@ -384,12 +402,7 @@ impl Trainer {
             Ok(match cfg.variant {
                 Variant::Adamw | Variant::Nsgd | Variant::Muon => {
                     // The model holds `self.params` between steps, so no copy is needed.
-                    let mut sum = oracle.gradient_at_model(0)?;
-                    for i in 1..cfg.accum {
-                        sum.axpy(1.0, &oracle.gradient_at_model(i)?)?;
-                    }
-                    sum.scale(1.0 / cfg.accum as f64)?;
-                    sum
+                    oracle.mean_gradient_at_model()?
                 }
                 Variant::Nexus | Variant::NexusDot | Variant::MuonNexus => {
                     let pg = pseudo_gradient(&mut oracle, &self.params, &order, &nexus)?;
