@@ -33,6 +33,22 @@ use serde::Serialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+/// Runs the pool's pending jobs, spinning between them, until `done`. On the step's own thread
+/// (which picks this job up itself when no other thread took it before the step waited on the
+/// pool) it returns at once: the step, further down that thread's stack, is what sets `done`.
+fn keep_awake(done: &std::sync::atomic::AtomicBool, owner: Option<usize>) {
+    if rayon::current_thread_index() == owner {
+        return;
+    }
+    while !done.load(std::sync::atomic::Ordering::Acquire) {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => {}
+            Some(rayon::Yield::Idle) => std::hint::spin_loop(),
+            None => return,
+        }
+    }
+}
+
 /// The micro-batches of one accumulation window as Nexus's sources.
 struct MicroBatches<'a> {
     model: &'a Llama,
@@ -343,10 +359,10 @@ impl Trainer {
     /// stays there: Candle's pool is one per process, and runs handed to it would take turns.
     pub fn step(&mut self) -> Result<StepStats> {
         let stats = if rayon::current_thread_index().is_some() {
-            self.step_in_pool()
+            self.step_with_pool_awake()
         } else {
             let device = self.model.device().clone();
-            device.with_context(|| self.step_in_pool())
+            device.with_context(|| self.step_with_pool_awake())
         };
         stats.map_err(|e| match e {
             Error::Diverged { step, loss, .. } => Error::Diverged {
@@ -356,6 +372,30 @@ impl Trainer {
             },
             other => other,
         })
+    }
+
+    /// [`Trainer::step_in_pool`] with another thread of a CPU pool kept awake for the step,
+    /// taking the step's parallel work as soon as it is handed out. A rayon worker with nothing
+    /// to do goes to sleep within microseconds, and on a virtual machine a sleeping core can take
+    /// milliseconds to start again: Nexus's inner passes hand out a few hundred short parallel
+    /// sections per step, and with the second core asleep between them it joined late or not
+    /// at all (`perf`: one thread busy alone for a third of a `small` step's samples). Only the
+    /// scheduling changes, not the results.
+    fn step_with_pool_awake(&mut self) -> Result<StepStats> {
+        if rayon::current_num_threads() < 2 || !self.model.device().is_cpu() {
+            return self.step_in_pool();
+        }
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let owner = rayon::current_thread_index();
+        let (stats, ()) = rayon::join(
+            || {
+                let stats = self.step_in_pool();
+                done.store(true, std::sync::atomic::Ordering::Release);
+                stats
+            },
+            || keep_awake(&done, owner),
+        );
+        stats
     }
 
     fn step_in_pool(&mut self) -> Result<StepStats> {
