@@ -409,7 +409,7 @@ fn bits(t: &Tensor) -> Vec<u64> {
 /// one addition per element, so `serial::add` equals Candle's `+` bit for bit too.
 #[test]
 fn serial_products_are_candles_bit_for_bit() {
-    use nexus_lab::llama::serial::{self, matmul_pair, Split};
+    use nexus_lab::llama::serial::{self, Split};
     let pools: Vec<rayon::ThreadPool> = [1, 2, 3]
         .map(|n| {
             rayon::ThreadPoolBuilder::new()
@@ -448,11 +448,13 @@ fn serial_products_are_candles_bit_for_bit() {
                 }
             }
         }
-        let (p, s) = pools[1]
-            .install(|| matmul_pair((&g.t().unwrap(), &x), (&x, &w.t().unwrap())))
-            .unwrap();
-        assert_eq!(bits(&p), bits(&g.t().unwrap().matmul(&x).unwrap()));
-        assert_eq!(bits(&s), bits(&x.matmul(&w.t().unwrap()).unwrap()));
+        for split in [Split::Rows, Split::Here] {
+            let (p, s) = pools[1]
+                .install(|| split.matmul_pair((&g.t().unwrap(), &x), (&x, &w.t().unwrap())))
+                .unwrap();
+            assert_eq!(bits(&p), bits(&g.t().unwrap().matmul(&x).unwrap()));
+            assert_eq!(bits(&s), bits(&x.matmul(&w.t().unwrap()).unwrap()));
+        }
         let padded = odd.pad_with_zeros(0, 0, 56).unwrap();
         assert_eq!(
             bits(&serial::add(&x, &padded).unwrap()),

@@ -17,7 +17,7 @@ use super::fused::{
 };
 use super::model::Llama;
 use super::params::TensorParams;
-use super::serial::{self, matmul_pair, Split};
+use super::serial::{self, Split};
 use crate::error::{Error, Result};
 use candle_core::Tensor;
 
@@ -125,7 +125,7 @@ impl Llama {
         let mut grads: Vec<Option<Tensor>> = vec![None; p.len()];
         let dlogits = cross_entropy.backward(&logits, &targets, 1.0)?;
         // Each weight's gradient is computed beside the gradient of its layer's input.
-        let (dhead, dlast) = matmul_pair((&dlogits.t()?, &last), (&dlogits, &p[head]))?;
+        let (dhead, dlast) = split.matmul_pair((&dlogits.t()?, &last), (&dlogits, &p[head]))?;
         grads[head] = Some(dhead);
         let (mut dx, dw) = rms_norm_backward(&x, &p[final_norm], &dlast, eps)?;
         grads[final_norm] = Some(dw);
@@ -133,33 +133,33 @@ impl Llama {
             let base = 1 + PER_BLOCK * l;
             let w = |k: usize| &p[base + k];
             // next = y + act W_down^T
-            let (ddown, dact) = matmul_pair((&dx.t()?, &c.act), (&dx, w(8)))?;
+            let (ddown, dact) = split.matmul_pair((&dx.t()?, &c.act), (&dx, w(8)))?;
             grads[base + 8] = Some(ddown);
             let dgate_up = swiglu_backward(&c.gate_up, &dact)?;
             let (dgu_weight, dmlp_in) =
-                matmul_pair((&dgate_up.t()?, &c.mlp_in), (&dgate_up, &c.gate_up_weight))?;
+                split.matmul_pair((&dgate_up.t()?, &c.mlp_in), (&dgate_up, &c.gate_up_weight))?;
             grads[base + 6] = Some(dgu_weight.narrow(0, 0, inter)?);
             grads[base + 7] = Some(dgu_weight.narrow(0, inter, inter)?);
             let (dy_norm, dw) = rms_norm_backward(&c.y, w(5), &dmlp_in, eps)?;
             grads[base + 5] = Some(dw);
             let dy = serial::add(&dx, &dy_norm)?;
             // y = x + attn W_o^T
-            let (do_weight, dattn) = matmul_pair((&dy.t()?, &c.attn), (&dy, w(4)))?;
+            let (do_weight, dattn) = split.matmul_pair((&dy.t()?, &c.attn), (&dy, w(4)))?;
             grads[base + 4] = Some(do_weight);
             let dout = dattn
                 .reshape((b, t, nh, hd))?
                 .transpose(1, 2)?
                 .contiguous()?;
             let (q, k, v) = (c.heads.get(0)?, c.heads.get(1)?, c.heads.get(2)?);
-            let (dv, dprobs) = matmul_pair((&c.probs.t()?, &dout), (&dout, &v.t()?))?;
+            let (dv, dprobs) = split.matmul_pair((&c.probs.t()?, &dout), (&dout, &v.t()?))?;
             let dscores = causal_softmax_backward(&c.probs, &dprobs, scale)?;
-            let (dq, dk) = matmul_pair((&dscores, &k), (&dscores.t()?, &q))?;
+            let (dq, dk) = split.matmul_pair((&dscores, &k), (&dscores.t()?, &q))?;
             let dqkv = self
                 .rotary()
                 .backward(&Tensor::stack(&[dq, dk, dv], 0)?)?
                 .reshape((n, 3 * h))?;
             let (dqkv_weight, dnormed) =
-                matmul_pair((&dqkv.t()?, &c.normed), (&dqkv, &c.qkv_weight))?;
+                split.matmul_pair((&dqkv.t()?, &c.normed), (&dqkv, &c.qkv_weight))?;
             for j in 0..3 {
                 grads[base + 1 + j] = Some(dqkv_weight.narrow(0, j * h, h)?);
             }

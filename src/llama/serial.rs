@@ -6,11 +6,12 @@
 //! waits for by spinning). At the `small` preset's sizes (a few hundred rows and columns) each
 //! split costs a hand-off and leaves pieces too small to run the kernels at full speed: on 2
 //! cores a training step took 232 ms against 306 ms on one (`llama_bench step --preset
-//! small`), a 1.3x speed-up. Here the work is cut coarser: the backward pass's products come in
-//! independent pairs (a weight's gradient and the gradient of the layer's input, equal in
-//! cost), one thread each ([`matmul_pair`]); AdamW's micro-batches are independent, one pass
-//! per thread ([`Split::Here`]); a forward pass alone splits a product's rows in two blocks,
-//! or a batch's matrices, over the pool ([`Split::Rows`]).
+//! small`), a 1.3x speed-up. Here the work is cut coarser. AdamW's micro-batches are
+//! independent: one pass per thread, each product on its thread ([`Split::Here`]). A pass that
+//! runs alone (Nexus's inner steps follow one another) runs its backward products in
+//! independent pairs side by side, a weight's gradient beside its layer's input gradient, equal
+//! in arithmetic ([`Split::matmul_pair`]), and cuts every product into one block of rows per
+//! thread, or a batch of attention matrices among the threads ([`Split::Rows`]).
 //!
 //! Every product is the `gemm` call Candle's CPU back end makes, with the same strides, on
 //! fewer rows or batches at a time. `gemm` sums each element over `k` in blocks whose length
@@ -43,6 +44,24 @@ impl Split {
             },
         )
     }
+
+    /// Two independent products `(a1 b1, a2 b2)`: with [`Split::Rows`] side by side, their
+    /// row blocks shared out among the pool's threads as each comes free (the two are equal in
+    /// arithmetic, not in time: one operand may be read through a transpose); with
+    /// [`Split::Here`] one after the other on the calling thread.
+    pub fn matmul_pair(
+        self,
+        (a1, b1): (&Tensor, &Tensor),
+        (a2, b2): (&Tensor, &Tensor),
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        match self {
+            Split::Rows => {
+                let (x, y) = rayon::join(|| self.matmul(a1, b1), || self.matmul(a2, b2));
+                Ok((x?, y?))
+            }
+            Split::Here => Ok((self.matmul(a1, b1)?, self.matmul(a2, b2)?)),
+        }
+    }
 }
 
 /// `a b` for matrices or batches of them (the leading dimensions, equal in both) on the CPU
@@ -51,18 +70,10 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     Split::Here.matmul(a, b)
 }
 
-/// Two independent products `(a1 b1, a2 b2)`, each on one thread, side by side when the pool
-/// has a free thread.
-pub fn matmul_pair(
-    (a1, b1): (&Tensor, &Tensor),
-    (a2, b2): (&Tensor, &Tensor),
-) -> candle_core::Result<(Tensor, Tensor)> {
-    let (x, y) = rayon::join(|| matmul(a1, b1), || matmul(a2, b2));
-    Ok((x?, y?))
-}
-
-/// Rows of a block of [`Split::Rows`]: a multiple of the widest f32 kernel's 64 rows, so that
-/// no block ends in a partial tile the whole product would not have.
+/// [`Split::Rows`] cuts a product into one block of rows per thread, each a multiple of the
+/// widest f32 kernel's 64 rows so that no block but the last ends in a partial tile. (Blocks of
+/// 64 rows, four to a 256-row product, were no faster at the `small` preset: each packs the
+/// right operand again.)
 const ROW_BLOCK: usize = 64;
 
 struct MatMul {
