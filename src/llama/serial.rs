@@ -39,7 +39,7 @@ impl Split {
     pub fn matmul(self, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
         a.apply_op2_no_bwd(
             b,
-            &MatMul {
+            &Op::MatMul {
                 rows_over_pool: self == Split::Rows,
             },
         )
@@ -76,8 +76,56 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
 /// right operand again.)
 const ROW_BLOCK: usize = 64;
 
-struct MatMul {
-    rows_over_pool: bool,
+/// The module's operations as one Candle op on two operands.
+enum Op {
+    MatMul { rows_over_pool: bool },
+    Add,
+}
+
+impl Op {
+    fn run<T: WithDType + Add<Output = T>>(
+        &self,
+        a: &[T],
+        la: &Layout,
+        b: &[T],
+        lb: &Layout,
+    ) -> candle_core::Result<(Vec<T>, Shape)> {
+        match *self {
+            Op::MatMul { rows_over_pool } => product(a, la, b, lb, rows_over_pool),
+            Op::Add => Ok((sum(a, la, b, lb)?, la.shape().clone())),
+        }
+    }
+}
+
+impl CustomOp2 for Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::MatMul { .. } => "serial-matmul",
+            Op::Add => "serial-add",
+        }
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                let (v, s) = self.run(a, l1, b, l2)?;
+                Ok((CpuStorage::F32(v), s))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                let (v, s) = self.run(a, l1, b, l2)?;
+                Ok((CpuStorage::F64(v), s))
+            }
+            _ => bail!(
+                "{}: only f32 and f64 operands of one type are supported",
+                self.name()
+            ),
+        }
+    }
 }
 
 fn product<T: WithDType>(
@@ -184,38 +232,11 @@ fn product<T: WithDType>(
     Ok((out, Shape::from(shape)))
 }
 
-impl CustomOp2 for MatMul {
-    fn name(&self) -> &'static str {
-        "serial-matmul"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let (v, s) = product(a, l1, b, l2, self.rows_over_pool)?;
-                Ok((CpuStorage::F32(v), s))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let (v, s) = product(a, l1, b, l2, self.rows_over_pool)?;
-                Ok((CpuStorage::F64(v), s))
-            }
-            _ => bail!("serial-matmul: only f32 and f64 operands of one type are supported"),
-        }
-    }
-}
-
 /// `a + b` for two contiguous tensors of one shape on the CPU (f32 or f64), on the calling
 /// thread.
 pub fn add(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    a.apply_op2_no_bwd(b, &SerialAdd)
+    a.apply_op2_no_bwd(b, &Op::Add)
 }
-
-struct SerialAdd;
 
 fn sum<T: WithDType + Add<Output = T>>(
     a: &[T],
@@ -239,24 +260,4 @@ fn sum<T: WithDType + Add<Output = T>>(
         .zip(&b[b0..b1])
         .map(|(&x, &y)| x + y)
         .collect())
-}
-
-impl CustomOp2 for SerialAdd {
-    fn name(&self) -> &'static str {
-        "serial-add"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(sum(a, l1, b, l2)?),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(sum(a, l1, b, l2)?),
-            _ => bail!("serial-add: only f32 and f64 operands of one type are supported"),
-        };
-        Ok((out, l1.shape().clone()))
-    }
 }
