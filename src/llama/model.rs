@@ -521,7 +521,7 @@ impl Llama {
     /// [`Llama::loss_and_gradients`] of several batches at the model's parameters, in order. On
     /// the fused kernels with more than one thread in the pool they run side by side, each
     /// pass's products on its own thread, with the same results bit for bit as one after
-    /// another ([`super::product`]); otherwise one after another. All the gradients are held
+    /// another ([`super::serial`]); otherwise one after another. All the gradients are held
     /// at once: the caller bounds the batches.
     pub fn losses_and_gradients(&self, batches: &[Tensor]) -> Vec<Result<(f64, TensorParams)>> {
         use rayon::prelude::*;

@@ -379,19 +379,26 @@ impl Trainer {
     /// to do goes to sleep within microseconds, and on a virtual machine a sleeping core can take
     /// milliseconds to start again: Nexus's inner passes hand out a few hundred short parallel
     /// sections per step, and with the second core asleep between them it joined late or not
-    /// at all (`perf`: one thread busy alone for a third of a `small` step's samples). Only the
+    /// at all (`perf`: one thread busy alone for 30% of a `small` step's sampled time). Only the
     /// scheduling changes, not the results.
     fn step_with_pool_awake(&mut self) -> Result<StepStats> {
         if rayon::current_num_threads() < 2 || !self.model.device().is_cpu() {
             return self.step_in_pool();
         }
+        /// Sets the flag when dropped, so that a step that panics still releases the spinning
+        /// thread (`rayon::join` waits for both halves before it passes the panic on).
+        struct Finished<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
         let done = std::sync::atomic::AtomicBool::new(false);
         let owner = rayon::current_thread_index();
         let (stats, ()) = rayon::join(
             || {
-                let stats = self.step_in_pool();
-                done.store(true, std::sync::atomic::Ordering::Release);
-                stats
+                let _finished = Finished(&done);
+                self.step_in_pool()
             },
             || keep_awake(&done, owner),
         );
