@@ -10,6 +10,7 @@
 //! cargo run --release --bin pretrain -- --sweep dose       # gamma x K against AdamW (llama-dose)
 //! cargo run --release --bin pretrain -- --sweep schedules  # cosine and WSD (llama-schedules, Table 3)
 //! cargo run --release --bin pretrain -- --sweep sizes      # five sizes, two decades (llama-sizes)
+//! cargo run --release --bin pretrain -- --sweep sizes --stored-only  # re-publish from the committed runs, training nothing
 //! ```
 
 use nexus_lab::claims::llama_pretrain::{self, Corpus, StudyConfig, SweepKind, HEADLINE_SEEDS};
@@ -34,7 +35,7 @@ struct Cli {
     master_seeds: u64,
     /// Instead of the variant study, Nexus against AdamW over a sweep of settings: `dose`
     /// (gamma 0.003-0.3 x K 2, 4, 8), `schedules` (cosine, WSD) or `sizes` (2.5k-271k
-    /// parameters at the same tokens per parameter); --seeds pairs per arm (default 16; 12 for sizes).
+    /// parameters at the same tokens per parameter); --seeds pairs per arm (default 16).
     #[arg(long, value_enum, conflicts_with = "corpus")]
     sweep: Option<SweepKind>,
     /// Training seeds of each ablation, or of each arm of a sweep (>= 2, for paired intervals).
@@ -48,6 +49,10 @@ struct Cli {
     /// where a run has the device to itself).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=L::THREADS))]
     jobs: Option<u64>,
+    /// Publish the report from the stored runs alone (in `<out>/.pretrain-runs/`): a run that
+    /// is not stored under its current settings is an error, before anything is trained.
+    #[arg(long)]
+    stored_only: bool,
     /// Outer steps per run (>= 6).
     #[arg(long, value_parser = clap::value_parser!(u64).range(6..=L::STEPS))]
     steps: Option<u64>,
@@ -84,20 +89,6 @@ struct Cli {
     /// runs are the same as in the full study: seeds are hashed from the master seed).
     #[arg(long, requires = "corpus", conflicts_with = "no_skewed")]
     no_balanced: bool,
-}
-
-/// Seed pairs per arm of a sweep. The held-out difference's per-seed standard deviation is
-/// about 0.004 on the synthetic languages (100 seed pairs of the variant study): at 8 pairs the
-/// paper's arm of the dose response was undecided at both master seeds (its 99.9% interval
-/// reached past the 0.34% margin; 13 pairs would decide), so the dose and schedule sweeps take
-/// 16. The size sweep, whose statement is one trend test pooling all its sizes, takes 12 (its
-/// largest size costs most of the study's time): it was run at 8 first, undecided at both
-/// master seeds, and grown to the 12 its committed report has (about 100 min from nothing).
-fn sweep_seeds(kind: SweepKind) -> usize {
-    match kind {
-        SweepKind::Sizes => 12,
-        SweepKind::Dose | SweepKind::Schedules => 16,
-    }
 }
 
 fn minority(s: &str) -> std::result::Result<(String, f64), String> {
@@ -154,7 +145,7 @@ fn main() -> ExitCode {
     let seeds = c.seeds.map_or(
         match (c.quick, c.sweep) {
             (true, _) => 2,
-            (false, Some(kind)) => sweep_seeds(kind),
+            (false, Some(_)) => llama_pretrain::SWEEP_SEEDS,
             (false, None) => 10,
         },
         |s| s as usize,
@@ -191,6 +182,7 @@ fn main() -> ExitCode {
             minority,
         }),
         sweep: c.sweep,
+        stored_only: c.stored_only,
     };
     // On the corpus, one command runs the balanced mixture and then the skewed one.
     let mut studies = Vec::new();

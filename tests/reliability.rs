@@ -755,6 +755,7 @@ fn bad_sources_and_settings_are_refused_naming_them() {
 }
 
 /// A Llama study stores each finished run under its `--out`: killed after five runs, it
+/// cannot be published from its store alone (`--stored-only` names the nine missing runs), it
 /// resumes from them (trains the other nine), a rerun with the same settings trains nothing
 /// and writes the same report, and a changed setting trains again and says which.
 #[test]
@@ -797,6 +798,15 @@ fn a_killed_study_resumes_from_its_finished_runs() {
     let killed = study(&["--steps", "6"], Some("pretrain:run-stored@5"));
     assert!(!killed.status.success());
     assert!(!out.join("reports/llama-pretrain.json").exists());
+    // Publishing from the store alone names what is missing and trains nothing.
+    let partial = study(&["--steps", "6", "--stored-only"], None);
+    assert_eq!(partial.status.code(), Some(2), "{}", stderr(&partial));
+    assert!(
+        stderr(&partial).contains("stored-only") && stderr(&partial).contains("9 of 14 runs"),
+        "{}",
+        stderr(&partial)
+    );
+    assert!(!out.join("reports/llama-pretrain.json").exists());
     let resumed = study(&["--steps", "6"], None);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
@@ -812,6 +822,9 @@ fn a_killed_study_resumes_from_its_finished_runs() {
         "{}",
         stderr(&again)
     );
+    assert_eq!(report(), first);
+    let published = study(&["--steps", "6", "--stored-only"], None);
+    assert!(published.status.success(), "{}", stderr(&published));
     assert_eq!(report(), first);
     let changed = study(&["--steps", "7"], None);
     assert!(changed.status.success(), "{}", stderr(&changed));

@@ -25,7 +25,7 @@ mod sweep;
 
 pub use analysis::{LLAMA_MANPAGES, LLAMA_MANPAGES_SKEWED, LLAMA_PRETRAIN};
 pub use runs::{Corpus, Metric, Setting, StudyConfig, SweepKind, HEADLINE_SEEDS};
-pub use sweep::{arms, Arm, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES};
+pub use sweep::{arms, Arm, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES, SWEEP_SEEDS};
 
 use crate::llama::Variant;
 use crate::report::{self, ClaimReport, Series};

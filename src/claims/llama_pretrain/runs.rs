@@ -137,6 +137,10 @@ pub struct StudyConfig {
     pub corpus: Option<Corpus>,
     /// A sweep of settings (gamma and K, schedules, model sizes) instead of the variant study.
     pub sweep: Option<SweepKind>,
+    /// Publish from the stored runs alone: a run that is not stored under its current
+    /// settings is an error, before anything is trained (the committed reports are checked
+    /// against their committed runs this way).
+    pub stored_only: bool,
 }
 
 /// How a study measures closeness (Table 4, Fig. 7): the distance from the trained point to
@@ -590,12 +594,22 @@ fn run_seed(master: u64, index: usize) -> u64 {
     crate::stream_seed(master, &format!("pretrain-run:{index}"))
 }
 
-pub(super) fn run_one(
-    a: &StudyConfig,
-    job: &Job,
-    master: u64,
-    device: &Device,
-) -> Result<(RunResult, Provenance)> {
+/// A run of a study, before training: its configuration, where its result is stored, the
+/// settings a stored result must carry to be reused, and what the store holds for it.
+struct Planned {
+    cfg: TrainConfig,
+    closeness: ClosenessProtocol,
+    /// The stored result's file.
+    stored: PathBuf,
+    /// The run's own folder while it trains.
+    dir: PathBuf,
+    settings: serde_json::Value,
+    /// The stored result when its settings match; otherwise why the run must be trained.
+    found: std::result::Result<RunResult, Provenance>,
+}
+
+/// Looks a run up in the study's store without training anything.
+fn plan(a: &StudyConfig, job: &Job, master: u64) -> Result<Planned> {
     let (variant, seed, setting) = (job.variant, job.seed, &job.setting);
     let closeness = a.closeness();
     let defaults = TrainConfig::default();
@@ -640,24 +654,80 @@ pub(super) fn run_one(
         "closeness": closeness.settings(),
         "crate_version": crate::VERSION,
     });
-    let mut provenance = Provenance::Trained;
-    if stored.exists() {
+    let found = if stored.exists() {
         let text = crate::fsio::read_to_string(&stored)?;
         match serde_json::from_str::<StoredRun>(&text) {
-            Ok(s) if s.settings == settings => return Ok((s.result, Provenance::Reused)),
-            Ok(s) => provenance = Provenance::Changed(differences(&s.settings, &settings)),
+            Ok(s) if s.settings == settings => Ok(s.result),
+            Ok(s) => Err(Provenance::Changed(differences(&s.settings, &settings))),
             Err(e) => {
                 crate::warn(&format!(
                     "{}: {e}; the run is trained again",
                     stored.display()
                 ));
-                provenance = Provenance::Changed("unreadable".into());
+                Err(Provenance::Changed("unreadable".into()))
             }
         }
+    } else {
+        Err(Provenance::Trained)
+    };
+    Ok(Planned {
+        cfg,
+        closeness,
+        dir: store.join(format!("{name}.run")),
+        stored,
+        settings,
+        found,
+    })
+}
+
+/// With `--stored-only`: every run of `jobs` stored under its current settings, or an error
+/// naming how many are not and the first of them, before anything is trained.
+fn check_stored(a: &StudyConfig, master: u64, jobs: &[Job]) -> Result<()> {
+    let mut missing = Vec::new();
+    for job in jobs {
+        let p = plan(a, job, master)?;
+        if let Err(why) = p.found {
+            missing.push((p.stored, why));
+        }
     }
+    match missing.first() {
+        None => Ok(()),
+        Some((path, why)) => Err(crate::Error::InvalidArgument {
+            name: "stored-only",
+            reason: format!(
+                "{} of {} runs of master seed {master} are not stored under their current settings (the first: {}, {}); run without --stored-only to train them",
+                missing.len(),
+                jobs.len(),
+                path.display(),
+                match why {
+                    Provenance::Changed(d) => format!("stored with other settings: {d}"),
+                    _ => "not stored".into(),
+                }
+            ),
+        }),
+    }
+}
+
+pub(super) fn run_one(
+    a: &StudyConfig,
+    job: &Job,
+    master: u64,
+    device: &Device,
+) -> Result<(RunResult, Provenance)> {
+    let Planned {
+        cfg,
+        closeness,
+        stored,
+        dir,
+        settings,
+        found,
+    } = plan(a, job, master)?;
+    let provenance = match found {
+        Ok(result) => return Ok((result, Provenance::Reused)),
+        Err(why) => why,
+    };
     // The run's own folder (its metrics and last checkpoint) lives only until its result is
     // stored.
-    let dir = store.join(format!("{name}.run"));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(crate::fsio::io_error(&dir))?;
     }
@@ -762,6 +832,9 @@ pub(super) fn run_all(
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<Vec<RunResult>> {
+    if a.stored_only {
+        check_stored(a, master, jobs)?;
+    }
     let done = if a.jobs <= 1 {
         jobs.iter()
             .map(|job| {
