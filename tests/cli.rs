@@ -166,3 +166,45 @@ fn quick_run_gives_the_committed_verdicts() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The committed size-trend report is what its committed runs give: `pretrain --sweep sizes
+/// --stored-only`, on a copy of the runs in `figures/.pretrain-runs/llama-sizes/`, writes the
+/// committed JSON report number for number (verdicts, intervals, findings) and trains nothing.
+/// A change to the study's analysis or settings fails here until the report is re-published.
+#[test]
+fn the_committed_size_report_is_what_its_committed_runs_give() {
+    let out = std::env::temp_dir().join(format!("nexus-lab-sizes-{}", std::process::id()));
+    std::fs::remove_dir_all(&out).ok();
+    let runs = Path::new("figures/.pretrain-runs/llama-sizes");
+    let masters: Vec<_> = std::fs::read_dir(runs)
+        .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(masters.len(), 2, "one folder per master seed");
+    for master in masters {
+        let copy = out
+            .join(".pretrain-runs/llama-sizes")
+            .join(master.file_name().unwrap());
+        std::fs::create_dir_all(&copy).unwrap();
+        for run in std::fs::read_dir(&master).unwrap() {
+            let run = run.unwrap().path();
+            if run.extension().is_some_and(|e| e == "json") {
+                std::fs::copy(&run, copy.join(run.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_pretrain"))
+        .args(["--sweep", "sizes", "--stored-only", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let report = |dir: &Path| -> serde_json::Value {
+        let path = dir.join("reports/llama-sizes.json");
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    assert_eq!(report(&out), report(Path::new("figures")));
+    std::fs::remove_dir_all(&out).ok();
+}
