@@ -66,7 +66,7 @@ pub const PAPER_TREND_PER_DECADE: f64 = 0.00205;
 /// at 8 pairs the paper's arm of the dose response was undecided at both master seeds (its
 /// 99.9% interval reached past the 0.34% margin; 13 pairs would decide). The size sweep, whose
 /// statement is one trend test pooling its sizes, was grown in looks, each disclosed in
-/// docs/verdicts.md: 8 pairs, 12, then 16 (about 135 min from nothing on 2 cores, most of it in
+/// docs/verdicts.md: 8 pairs, 12, then 16 (126 min from nothing on 2 cores, most of it in
 /// size-271k's 5,289 steps).
 pub const SWEEP_SEEDS: usize = 16;
 
