@@ -35,7 +35,8 @@ struct Cli {
     master_seeds: u64,
     /// Instead of the variant study, Nexus against AdamW over a sweep of settings: `dose`
     /// (gamma 0.003-0.3 x K 2, 4, 8), `schedules` (cosine, WSD) or `sizes` (2.5k-271k
-    /// parameters at the same tokens per parameter); --seeds pairs per arm (default 16).
+    /// parameters at the same tokens per parameter); --seeds pairs per arm (default 16; 20 for
+    /// `sizes`).
     #[arg(long, value_enum, conflicts_with = "corpus")]
     sweep: Option<SweepKind>,
     /// Training seeds of each ablation, or of each arm of a sweep (>= 2, for paired intervals).
@@ -145,7 +146,7 @@ fn main() -> ExitCode {
     let seeds = c.seeds.map_or(
         match (c.quick, c.sweep) {
             (true, _) => 2,
-            (false, Some(_)) => llama_pretrain::SWEEP_SEEDS,
+            (false, Some(kind)) => llama_pretrain::default_seeds(kind),
             (false, None) => 10,
         },
         |s| s as usize,
