@@ -167,16 +167,16 @@ fn quick_run_gives_the_committed_verdicts() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The committed size-trend report is what its committed runs give: `pretrain --sweep sizes
-/// --stored-only`, on a copy of the runs in `figures/.pretrain-runs/llama-sizes/`, writes the
+/// A committed sweep report is what its committed runs give: `pretrain --sweep <sweep>
+/// --stored-only`, on a copy of the runs in `figures/.pretrain-runs/llama-<sweep>/`, writes the
 /// committed JSON report number for number (verdicts, intervals, findings) and trains nothing.
 /// A change to the study's analysis or settings fails here until the report is re-published.
-#[test]
-fn the_committed_size_report_is_what_its_committed_runs_give() {
-    let out = std::env::temp_dir().join(format!("nexus-lab-sizes-{}", std::process::id()));
+fn committed_sweep_report_is_what_its_committed_runs_give(sweep: &str) {
+    let study = format!("llama-{sweep}");
+    let out = std::env::temp_dir().join(format!("nexus-lab-{study}-{}", std::process::id()));
     std::fs::remove_dir_all(&out).ok();
-    let runs = Path::new("figures/.pretrain-runs/llama-sizes");
-    let masters: Vec<_> = std::fs::read_dir(runs)
+    let runs = Path::new("figures/.pretrain-runs").join(&study);
+    let masters: Vec<_> = std::fs::read_dir(&runs)
         .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
@@ -184,7 +184,8 @@ fn the_committed_size_report_is_what_its_committed_runs_give() {
     assert_eq!(masters.len(), 2, "one folder per master seed");
     for master in masters {
         let copy = out
-            .join(".pretrain-runs/llama-sizes")
+            .join(".pretrain-runs")
+            .join(&study)
             .join(master.file_name().unwrap());
         std::fs::create_dir_all(&copy).unwrap();
         for run in std::fs::read_dir(&master).unwrap() {
@@ -195,16 +196,26 @@ fn the_committed_size_report_is_what_its_committed_runs_give() {
         }
     }
     let o = Command::new(env!("CARGO_BIN_EXE_pretrain"))
-        .args(["--sweep", "sizes", "--stored-only", "--out"])
+        .args(["--sweep", sweep, "--stored-only", "--out"])
         .arg(&out)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let report = |dir: &Path| -> serde_json::Value {
-        let path = dir.join("reports/llama-sizes.json");
+        let path = dir.join("reports").join(format!("{study}.json"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     };
     assert_eq!(report(&out), report(Path::new("figures")));
     std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn the_committed_size_report_is_what_its_committed_runs_give() {
+    committed_sweep_report_is_what_its_committed_runs_give("sizes");
+}
+
+#[test]
+fn the_committed_schedule_report_is_what_its_committed_runs_give() {
+    committed_sweep_report_is_what_its_committed_runs_give("schedules");
 }
