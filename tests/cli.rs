@@ -219,3 +219,8 @@ fn the_committed_size_report_is_what_its_committed_runs_give() {
 fn the_committed_schedule_report_is_what_its_committed_runs_give() {
     committed_sweep_report_is_what_its_committed_runs_give("schedules");
 }
+
+#[test]
+fn the_committed_dose_report_is_what_its_committed_runs_give() {
+    committed_sweep_report_is_what_its_committed_runs_give("dose");
+}
