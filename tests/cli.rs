@@ -167,15 +167,14 @@ fn quick_run_gives_the_committed_verdicts() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A committed sweep report is what its committed runs give: `pretrain --sweep <sweep>
-/// --stored-only`, on a copy of the runs in `figures/.pretrain-runs/llama-<sweep>/`, writes the
-/// committed JSON report number for number (verdicts, intervals, findings) and trains nothing.
-/// A change to the study's analysis or settings fails here until the report is re-published.
-fn committed_sweep_report_is_what_its_committed_runs_give(sweep: &str) {
-    let study = format!("llama-{sweep}");
+/// A committed Llama report is what its committed runs give: `pretrain <args> --stored-only`,
+/// on a copy of the runs in `figures/.pretrain-runs/<study>/`, writes the committed JSON report
+/// number for number (verdicts, intervals, findings) and trains nothing. A change to the
+/// study's analysis or settings fails here until the report is re-published.
+fn committed_report_is_what_its_committed_runs_give(study: &str, args: &[&str]) {
     let out = std::env::temp_dir().join(format!("nexus-lab-{study}-{}", std::process::id()));
     std::fs::remove_dir_all(&out).ok();
-    let runs = Path::new("figures/.pretrain-runs").join(&study);
+    let runs = Path::new("figures/.pretrain-runs").join(study);
     let masters: Vec<_> = std::fs::read_dir(&runs)
         .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
         .map(|e| e.unwrap().path())
@@ -185,7 +184,7 @@ fn committed_sweep_report_is_what_its_committed_runs_give(sweep: &str) {
     for master in masters {
         let copy = out
             .join(".pretrain-runs")
-            .join(&study)
+            .join(study)
             .join(master.file_name().unwrap());
         std::fs::create_dir_all(&copy).unwrap();
         for run in std::fs::read_dir(&master).unwrap() {
@@ -196,7 +195,8 @@ fn committed_sweep_report_is_what_its_committed_runs_give(sweep: &str) {
         }
     }
     let o = Command::new(env!("CARGO_BIN_EXE_pretrain"))
-        .args(["--sweep", sweep, "--stored-only", "--out"])
+        .args(args)
+        .args(["--stored-only", "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -212,15 +212,20 @@ fn committed_sweep_report_is_what_its_committed_runs_give(sweep: &str) {
 
 #[test]
 fn the_committed_size_report_is_what_its_committed_runs_give() {
-    committed_sweep_report_is_what_its_committed_runs_give("sizes");
+    committed_report_is_what_its_committed_runs_give("llama-sizes", &["--sweep", "sizes"]);
 }
 
 #[test]
 fn the_committed_schedule_report_is_what_its_committed_runs_give() {
-    committed_sweep_report_is_what_its_committed_runs_give("schedules");
+    committed_report_is_what_its_committed_runs_give("llama-schedules", &["--sweep", "schedules"]);
 }
 
 #[test]
 fn the_committed_dose_report_is_what_its_committed_runs_give() {
-    committed_sweep_report_is_what_its_committed_runs_give("dose");
+    committed_report_is_what_its_committed_runs_give("llama-dose", &["--sweep", "dose"]);
+}
+
+#[test]
+fn the_committed_variant_report_is_what_its_committed_runs_give() {
+    committed_report_is_what_its_committed_runs_give("llama-pretrain", &[]);
 }
