@@ -25,10 +25,7 @@ mod sweep;
 
 pub use analysis::{LLAMA_MANPAGES, LLAMA_MANPAGES_SKEWED, LLAMA_PRETRAIN};
 pub use runs::{Corpus, Metric, Setting, StudyConfig, SweepKind, HEADLINE_SEEDS};
-pub use sweep::{
-    arms, default_seeds, Arm, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES, SIZE_SWEEP_SEEDS,
-    SWEEP_SEEDS,
-};
+pub use sweep::{arms, default_seeds, Arm, LLAMA_DOSE, LLAMA_SCHEDULES, LLAMA_SIZES};
 
 use crate::llama::Variant;
 use crate::report::{self, ClaimReport, Series};

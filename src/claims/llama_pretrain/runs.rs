@@ -680,18 +680,21 @@ fn plan(a: &StudyConfig, job: &Job, master: u64) -> Result<Planned> {
     })
 }
 
-/// With `--stored-only`: every run of `jobs` stored under its current settings, or an error
-/// naming how many are not and the first of them, before anything is trained.
-fn check_stored(a: &StudyConfig, master: u64, jobs: &[Job]) -> Result<()> {
+/// With `--stored-only`: the stored result of every run of `jobs`, read once, or an error
+/// naming how many are not stored under their current settings and the first of them; nothing
+/// is trained.
+fn stored_results(a: &StudyConfig, master: u64, jobs: &[Job]) -> Result<Vec<Finished>> {
+    let mut found = Vec::with_capacity(jobs.len());
     let mut missing = Vec::new();
     for job in jobs {
         let p = plan(a, job, master)?;
-        if let Err(why) = p.found {
-            missing.push((p.stored, why));
+        match p.found {
+            Ok(result) => found.push((result, Provenance::Reused)),
+            Err(why) => missing.push((p.stored, why)),
         }
     }
     match missing.first() {
-        None => Ok(()),
+        None => Ok(found),
         Some((path, why)) => Err(crate::Error::InvalidArgument {
             name: "stored-only",
             reason: format!(
@@ -832,10 +835,11 @@ pub(super) fn run_all(
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<Vec<RunResult>> {
-    if a.stored_only {
-        check_stored(a, master, jobs)?;
-    }
-    let done = if a.jobs <= 1 {
+    let done = if a.stored_only {
+        let done = stored_results(a, master, jobs)?;
+        bar.inc(done.len() as u64);
+        done
+    } else if a.jobs <= 1 {
         jobs.iter()
             .map(|job| {
                 let r = run_one(a, job, master, device);
